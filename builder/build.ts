@@ -1,0 +1,122 @@
+/**
+ * buildEngine: verify the network, check that the device has a kernel for every layer, lay out
+ * the plan (manifest + aligned weight section) and load it. The optimization passes, precision
+ * assignment and tactic timing plug in between verification and layout.
+ */
+import type { Layer, NetworkGraph, Tensor } from "../dsl/ir/graph.ts";
+import { verifyNetwork } from "../dsl/ir/verify.ts";
+import { KilnError } from "../errors.ts";
+import { align, type Manifest, type WeightRef, writePlan } from "../plan/mod.ts";
+import type { Backend } from "../runtime/backend.ts";
+import { type DeviceSpec, selectBackend } from "../runtime/device.ts";
+import { Engine } from "../runtime/engine.ts";
+import { Logger } from "../runtime/logger.ts";
+
+export interface BuildConfig {
+  /** The largest batch the engine will run (the symbolic batch's bound). Default 1. */
+  maxBatchSize?: number;
+  device?: DeviceSpec;
+  /** Scratch memory a layer may use (tactic choice respects it). Default 64 MiB. */
+  workspaceBytes?: number;
+  logger?: Logger;
+}
+
+const BLOB_ALIGNMENT = 64;
+
+export async function buildEngine(
+  network: NetworkGraph,
+  config: BuildConfig = {},
+): Promise<Engine> {
+  const logger = config.logger ?? new Logger();
+  const maxBatchSize = config.maxBatchSize ?? 1;
+  if (!(Number.isInteger(maxBatchSize) && maxBatchSize >= 1)) {
+    throw new KilnError(
+      "INVALID_ARGUMENT",
+      `maxBatchSize must be a positive integer, got ${maxBatchSize}`,
+    );
+  }
+  const workspaceBytes = config.workspaceBytes ?? 64 << 20;
+  if (!(Number.isInteger(workspaceBytes) && workspaceBytes >= 0)) {
+    throw new KilnError(
+      "INVALID_ARGUMENT",
+      `workspaceBytes must be a non-negative integer, got ${workspaceBytes}`,
+    );
+  }
+  const report = verifyNetwork(network, { throwOnError: true });
+  for (const w of report.warnings) logger.warning(w.message);
+  const backend = await selectBackend(config.device ?? "auto", logger);
+  checkKernels(report.order, backend);
+
+  const { manifest, weights } = layoutPlan(report.order, network, maxBatchSize, workspaceBytes);
+  const bytes = writePlan(manifest, weights, backend.device);
+  logger.info(
+    `built engine for ${backend.device.name}: ${manifest.layers.length} layers, ${manifest.bindings.length} bindings, ` +
+      `${(weights.length / 1024).toFixed(1)} KiB of weights, plan ${
+        (bytes.length / 1024).toFixed(1)
+      } KiB`,
+  );
+  return Engine.load(bytes, backend);
+}
+
+/** Every layer without a kernel on the device, in one error. */
+function checkKernels(layers: Layer[], backend: Backend): void {
+  const missing = layers.filter((l) => !backend.supports(l.kind));
+  if (missing.length) {
+    throw new KilnError(
+      "UNSUPPORTED",
+      `${backend.device.name} has no kernel for ${missing.length} layer(s): ` +
+        missing.map((l) => `"${l.name}" (${l.kind})`).join(", "),
+      { layer: missing[0].name },
+    );
+  }
+}
+
+function layoutPlan(
+  order: Layer[],
+  net: NetworkGraph,
+  maxBatchSize: number,
+  workspaceBytes: number,
+): { manifest: Manifest; weights: Uint8Array } {
+  const index = new Map<Tensor, number>();
+  const tensors: Manifest["tensors"] = [];
+  const add = (t: Tensor) => {
+    if (!index.has(t)) {
+      index.set(t, tensors.length);
+      tensors.push({ name: t.name, dims: [...t.dims], dtype: t.dtype });
+    }
+    return index.get(t)!;
+  };
+  net.inputs.forEach(add);
+  let size = 0;
+  const blobs: { at: number; bytes: Uint8Array }[] = [];
+  const layers: Manifest["layers"] = order.map((l) => {
+    const refs: Record<string, WeightRef> = {};
+    for (const [slot, w] of l.weights) {
+      size = align(size, BLOB_ALIGNMENT);
+      const bytes = new Uint8Array(w.values.buffer, w.values.byteOffset, w.values.byteLength);
+      refs[slot] = { dtype: w.dtype, offset: size, count: w.values.length };
+      blobs.push({ at: size, bytes });
+      size += bytes.length;
+    }
+    return {
+      name: l.name,
+      kind: l.kind,
+      attrs: l.attrs,
+      inputs: l.inputs.map(add),
+      outputs: l.outputs.map(add),
+      weights: refs,
+      sources: [...l.sources],
+      precision: l.precision ?? "fp32",
+    };
+  });
+  const weights = new Uint8Array(align(size, BLOB_ALIGNMENT));
+  for (const b of blobs) weights.set(b.bytes, b.at);
+  const bindings: Manifest["bindings"] = [
+    ...net.inputs.map((t) => ({ name: t.name, tensor: index.get(t)!, isInput: true })),
+    ...net.outputs.map((t) => ({ name: t.name, tensor: add(t), isInput: false })),
+  ];
+  return {
+    manifest: { maxBatchSize, tensors, bindings, layers, build: { passes: [], workspaceBytes } },
+    weights,
+  };
+}

@@ -1,0 +1,30 @@
+/**
+ * The list of layer kinds: one line per kind. The Network's `addX` methods and the fluent
+ * methods on tensors are typed from this list.
+ */
+import { Activation } from "./activation.ts";
+import { Convolution } from "./convolution.ts";
+import { ElementWise } from "./elementwise.ts";
+import { FullyConnected } from "./fully_connected.ts";
+import { Identity } from "./identity.ts";
+import { Pooling } from "./pooling.ts";
+import { Scale } from "./scale.ts";
+import { SoftMax } from "./softmax.ts";
+
+export const LAYERS = {
+  Activation,
+  Convolution,
+  ElementWise,
+  FullyConnected,
+  Identity,
+  Pooling,
+  Scale,
+  SoftMax,
+} as const;
+
+export type LayerDefs = typeof LAYERS;
+export type LayerKind = keyof LayerDefs;
+
+export function isLayerKind(kind: string): kind is LayerKind {
+  return Object.hasOwn(LAYERS, kind);
+}

@@ -1,0 +1,21 @@
+/** Kiln: TensorRT-class inference for TypeScript on Deno. The public API. */
+export { describeLocation, KilnError, type KilnErrorCode, type KilnProblem } from "./errors.ts";
+export { type Dim, type Dims, N } from "./dsl/ir/dims.ts";
+export type { DType, HostArray } from "./dsl/ir/dtype.ts";
+export { Layer, type Precision, Tensor } from "./dsl/ir/graph.ts";
+export type { Weights, WeightsInput } from "./dsl/ir/weights.ts";
+export { verifyNetwork, type VerifyReport } from "./dsl/ir/verify.ts";
+export { type LayerKind, LAYERS } from "./dsl/layers/mod.ts";
+export { Network } from "./dsl/network.ts";
+export { type BuildConfig, buildEngine } from "./builder/build.ts";
+export { inspectPlan, KILN_VERSION, type PlanHeader } from "./plan/mod.ts";
+export {
+  type Binding,
+  deserializeEngine,
+  Engine,
+  type ExecuteOptions,
+  ExecutionContext,
+} from "./runtime/engine.ts";
+export { type DeviceSpec } from "./runtime/device.ts";
+export { Logger, MemoryLogger, type Severity } from "./runtime/logger.ts";
+export { type LayerTime, Profiler } from "./runtime/profiler.ts";

@@ -1,0 +1,67 @@
+/** The plan manifest: layers, tensors, bindings and weight references, validated with zod on load. */
+import { z } from "zod";
+
+const dim = z.union([z.number().int().positive(), z.literal("N")]);
+const dtype = z.enum(["float32", "float16", "int8", "int32"]);
+
+export const weightRef = z.object({
+  dtype,
+  /** Byte offset inside the weight section (aligned to the element size). */
+  offset: z.number().int().nonnegative(),
+  /** Element count. */
+  count: z.number().int().nonnegative(),
+});
+
+export const manifestSchema = z.object({
+  maxBatchSize: z.number().int().positive(),
+  tensors: z.array(z.object({
+    name: z.string().min(1),
+    dims: z.array(dim),
+    dtype,
+  })),
+  bindings: z.array(z.object({
+    name: z.string().min(1),
+    tensor: z.number().int().nonnegative(),
+    isInput: z.boolean(),
+  })),
+  layers: z.array(z.object({
+    name: z.string().min(1),
+    kind: z.string().min(1),
+    attrs: z.record(z.string(), z.unknown()),
+    inputs: z.array(z.number().int().nonnegative()),
+    outputs: z.array(z.number().int().nonnegative()),
+    weights: z.record(z.string(), weightRef),
+    sources: z.array(z.string()),
+    precision: z.enum(["fp32", "fp16", "int8"]),
+    tactic: z.string().optional(),
+  })),
+  /** Builder diagnostics and settings worth keeping with the plan. */
+  build: z.object({
+    passes: z.array(z.string()),
+    workspaceBytes: z.number().int().nonnegative(),
+  }),
+});
+
+export type Manifest = z.output<typeof manifestSchema>;
+export type ManifestLayer = Manifest["layers"][number];
+export type WeightRef = z.output<typeof weightRef>;
+
+export const headerSchema = z.object({
+  format: z.number().int(),
+  kilnVersion: z.string(),
+  device: z.object({
+    kind: z.enum(["cpu", "cuda"]),
+    /** "cpu" or a CUDA architecture such as "sm_90". */
+    arch: z.string(),
+    name: z.string(),
+  }),
+  cuda: z.object({ runtime: z.number().int(), driver: z.number().int() }).optional(),
+  irHash: z.string().regex(/^[0-9a-f]{64}$/),
+  weightsHash: z.string().regex(/^[0-9a-f]{64}$/),
+  manifestOffset: z.number().int().nonnegative(),
+  manifestBytes: z.number().int().nonnegative(),
+  weightsOffset: z.number().int().nonnegative(),
+  weightsBytes: z.number().int().nonnegative(),
+});
+
+export type PlanHeader = z.output<typeof headerSchema>;

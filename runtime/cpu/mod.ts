@@ -1,0 +1,21 @@
+/** The CPU kernel registry: one line per layer kind. */
+import type { CpuKernel } from "./_kernel.ts";
+import { activation } from "./activation.ts";
+import { convolution } from "./convolution.ts";
+import { elementwise } from "./elementwise.ts";
+import { fullyConnected } from "./fully_connected.ts";
+import { identity } from "./identity.ts";
+import { pooling } from "./pooling.ts";
+import { scale } from "./scale.ts";
+import { softmax } from "./softmax.ts";
+
+export const CPU_KERNELS: Record<string, CpuKernel> = {
+  Activation: activation,
+  Convolution: convolution,
+  ElementWise: elementwise,
+  FullyConnected: fullyConnected,
+  Identity: identity,
+  Pooling: pooling,
+  Scale: scale,
+  SoftMax: softmax,
+};

@@ -1,0 +1,319 @@
+/**
+ * Engine and ExecutionContext. An engine holds a validated plan and the backend's copy of its
+ * weights; any number of contexts share them, each with its own activations. Inputs are
+ * checked (names, dtypes, sizes, batch) before any work is started.
+ */
+import { type Dims, isBatched, itemVolume } from "../dsl/ir/dims.ts";
+import { type DType, dtypeOfArray, type HostArray } from "../dsl/ir/dtype.ts";
+import { KilnError } from "../errors.ts";
+import { type PlanData, type PlanHeader, readPlan } from "../plan/mod.ts";
+import type { Backend, BackendContext, BackendEngine, LoadedPlan } from "./backend.ts";
+import { type DeviceSpec, selectBackend } from "./device.ts";
+import { Logger } from "./logger.ts";
+import { Profiler } from "./profiler.ts";
+
+export interface Binding {
+  name: string;
+  /** Dims with `N` for the batch where the network is batched. */
+  shape: Dims;
+  dtype: DType;
+  isInput: boolean;
+}
+
+export interface EngineMemory {
+  /** Bytes of weights held by the backend. */
+  weightsBytes: number;
+  /** Activation bytes of one context at the maximum batch size. */
+  activationBytes: number;
+}
+
+const registry = new FinalizationRegistry<BackendEngine>((e) => e[Symbol.dispose]());
+
+export class Engine implements Disposable {
+  readonly bindings: readonly Binding[];
+  readonly maxBatchSize: number;
+  readonly header: PlanHeader;
+  readonly layers: readonly { name: string; kind: string; sources: string[]; precision: string }[];
+  readonly memory: EngineMemory;
+  #plan: PlanData;
+  #bytes: Uint8Array;
+  #backend: BackendEngine | undefined;
+  #loaded: LoadedPlan;
+
+  private constructor(bytes: Uint8Array, plan: PlanData, backend: Backend) {
+    this.#bytes = bytes;
+    this.#plan = plan;
+    this.header = plan.header;
+    const m = plan.manifest;
+    this.maxBatchSize = m.maxBatchSize;
+    this.bindings = m.bindings.map((b) => ({
+      name: b.name,
+      shape: m.tensors[b.tensor].dims,
+      dtype: m.tensors[b.tensor].dtype,
+      isInput: b.isInput,
+    }));
+    this.layers = m.layers.map((l) => ({
+      name: l.name,
+      kind: l.kind,
+      sources: l.sources,
+      precision: l.precision,
+    }));
+    const unsupported = m.layers.filter((l) => !backend.supports(l.kind));
+    if (unsupported.length) {
+      throw new KilnError(
+        "UNSUPPORTED",
+        `the ${backend.device.name} backend has no kernel for: ${
+          unsupported.map((l) => `${l.kind} (layer "${l.name}")`).join(", ")
+        }`,
+        { layer: unsupported[0].name },
+      );
+    }
+    this.#loaded = { manifest: m, weights: weightViews(plan), weightSection: plan.weights };
+    this.#backend = backend.load(this.#loaded);
+    registry.register(this, this.#backend, this);
+    const act = m.tensors.reduce((a, t) => a + itemBytes(t.dims, t.dtype, m.maxBatchSize), 0);
+    this.memory = { weightsBytes: plan.weights.byteLength, activationBytes: act };
+  }
+
+  /** Loads plan bytes onto a backend (used by buildEngine and deserializeEngine). */
+  static load(bytes: Uint8Array, backend: Backend): Engine {
+    // Typed views of the weights need element alignment; copy if the caller's bytes are not.
+    const b = bytes.byteOffset % 8 === 0 ? bytes : bytes.slice();
+    const plan = readPlan(b);
+    const d = plan.header.device;
+    if (d.kind !== backend.device.kind || d.arch !== backend.device.arch) {
+      throw new KilnError(
+        "PLAN_DEVICE",
+        `the plan was built for ${d.kind} (${d.arch}, ${d.name}); this device is ${backend.device.kind} (${backend.device.arch}, ${backend.device.name}): rebuild the engine for it`,
+      );
+    }
+    return new Engine(b, plan, backend);
+  }
+
+  get device(): PlanHeader["device"] {
+    return this.header.device;
+  }
+
+  /** The plan, ready to be written to a file and loaded by `deserializeEngine`. */
+  serialize(): Uint8Array {
+    return this.#bytes.slice();
+  }
+
+  binding(name: string): Binding | undefined {
+    return this.bindings.find((b) => b.name === name);
+  }
+
+  createContext(): ExecutionContext {
+    if (!this.#backend) throw new KilnError("INVALID_ARGUMENT", "the engine has been disposed");
+    return new ExecutionContext(this, this.#backend.createContext(), this.#plan);
+  }
+
+  [Symbol.dispose](): void {
+    if (this.#backend) {
+      registry.unregister(this);
+      this.#backend[Symbol.dispose]();
+      this.#backend = undefined;
+    }
+  }
+}
+
+export interface ExecuteOptions {
+  /** The batch size; inferred from the inputs' lengths when omitted. */
+  batchSize?: number;
+}
+
+export type HostOutputs = Record<string, HostArray>;
+
+export class ExecutionContext implements Disposable {
+  readonly profiler: Profiler;
+  #ctx: BackendContext | undefined;
+  #tensorOf = new Map<string, number>();
+
+  constructor(readonly engine: Engine, ctx: BackendContext, plan: PlanData) {
+    this.#ctx = ctx;
+    for (const b of plan.manifest.bindings) this.#tensorOf.set(b.name, b.tensor);
+    this.profiler = new Profiler(engine.layers);
+  }
+
+  /** Runs the network; resolves with the outputs when the device work is done. */
+  async execute(
+    inputs: Record<string, HostArray>,
+    options: ExecuteOptions = {},
+  ): Promise<HostOutputs> {
+    if (!this.#ctx) {
+      throw new KilnError("INVALID_ARGUMENT", "the execution context has been disposed");
+    }
+    const { batch, byTensor } = this.#checkInputs(inputs, options);
+    const outs = this.engine.bindings.filter((b) => !b.isInput);
+    const r = await this.#ctx.execute({
+      batchSize: batch,
+      inputs: byTensor,
+      outputs: outs.map((b) => this.#tensorOf.get(b.name)!),
+      profile: this.profiler.enabled,
+    });
+    if (r.layerMs) this.profiler.record(r.layerMs);
+    const result: HostOutputs = {};
+    for (const b of outs) result[b.name] = r.outputs.get(this.#tensorOf.get(b.name)!)!;
+    return result;
+  }
+
+  #checkInputs(inputs: Record<string, HostArray>, options: ExecuteOptions) {
+    if (inputs === null || typeof inputs !== "object") {
+      throw new KilnError(
+        "INVALID_ARGUMENT",
+        "execute() expects an object of input arrays by binding name",
+      );
+    }
+    const ins = this.engine.bindings.filter((b) => b.isInput);
+    const known = ins.map((b) => `"${b.name}"`).join(", ");
+    for (const name of Object.keys(inputs)) {
+      if (!ins.some((b) => b.name === name)) {
+        throw new KilnError(
+          "INVALID_ARGUMENT",
+          `"${name}" is not an input binding (inputs: ${known})`,
+          { tensor: name },
+        );
+      }
+    }
+    let batch = options.batchSize;
+    if (batch !== undefined && !(Number.isInteger(batch) && batch >= 1)) {
+      throw new KilnError("INVALID_ARGUMENT", `batchSize must be a positive integer, got ${batch}`);
+    }
+    for (const b of ins) {
+      const data = inputs[b.name];
+      if (data === undefined) {
+        throw new KilnError("INVALID_ARGUMENT", `input "${b.name}" is missing (inputs: ${known})`, {
+          tensor: b.name,
+        });
+      }
+      if (!ArrayBuffer.isView(data) || data instanceof DataView) {
+        throw new KilnError("INVALID_ARGUMENT", `input "${b.name}" must be a typed array`, {
+          tensor: b.name,
+        });
+      }
+      const got = arrayDType(data);
+      if (got !== b.dtype) {
+        throw new KilnError(
+          "INVALID_ARGUMENT",
+          `input "${b.name}" is ${got ?? data.constructor.name}; the binding is ${b.dtype} (${
+            expectedArray(b.dtype)
+          })`,
+          { tensor: b.name },
+        );
+      }
+      const per = itemVolume(b.shape);
+      if (isBatched(b.shape)) {
+        if (batch === undefined) {
+          if (data.length % per !== 0 || data.length === 0) {
+            throw new KilnError(
+              "INVALID_ARGUMENT",
+              `input "${b.name}" has ${data.length} elements, not a multiple of ${per} (one item of ${
+                fmt(b.shape)
+              })`,
+              { tensor: b.name },
+            );
+          }
+          batch = data.length / per;
+        }
+        if (data.length !== batch * per) {
+          throw new KilnError(
+            "INVALID_ARGUMENT",
+            `input "${b.name}" has ${data.length} elements; batch ${batch} of ${
+              fmt(b.shape)
+            } needs ${batch * per}`,
+            { tensor: b.name },
+          );
+        }
+      } else if (data.length !== per) {
+        throw new KilnError(
+          "INVALID_ARGUMENT",
+          `input "${b.name}" has ${data.length} elements; ${fmt(b.shape)} needs ${per}`,
+          {
+            tensor: b.name,
+          },
+        );
+      }
+    }
+    batch ??= 1;
+    if (batch > this.engine.maxBatchSize) {
+      throw new KilnError(
+        "INVALID_ARGUMENT",
+        `batch ${batch} exceeds the engine's maxBatchSize ${this.engine.maxBatchSize}`,
+      );
+    }
+    const byTensor = new Map<number, HostArray>();
+    for (const b of ins) byTensor.set(this.#tensorOf.get(b.name)!, inputs[b.name]);
+    return { batch, byTensor };
+  }
+
+  [Symbol.dispose](): void {
+    this.#ctx?.[Symbol.dispose]();
+    this.#ctx = undefined;
+  }
+}
+
+/** Loads a serialized plan on a device (any device of the plan's kind and architecture). */
+export async function deserializeEngine(
+  bytes: Uint8Array,
+  options: { device?: DeviceSpec; logger?: Logger } = {},
+): Promise<Engine> {
+  if (!(bytes instanceof Uint8Array)) {
+    throw new KilnError("INVALID_ARGUMENT", "deserializeEngine expects the plan as a Uint8Array");
+  }
+  const backend = await selectBackend(options.device ?? "auto", options.logger ?? new Logger());
+  return Engine.load(bytes, backend);
+}
+
+function weightViews(plan: PlanData): Record<string, HostArray>[] {
+  const sec = plan.weights;
+  const buf = sec.buffer, base = sec.byteOffset;
+  return plan.manifest.layers.map((l) => {
+    const out: Record<string, HostArray> = {};
+    for (const [slot, w] of Object.entries(l.weights)) {
+      const off = base + w.offset;
+      switch (w.dtype) {
+        case "float32":
+          out[slot] = new Float32Array(buf, off, w.count);
+          break;
+        case "int32":
+          out[slot] = new Int32Array(buf, off, w.count);
+          break;
+        case "int8":
+          out[slot] = new Int8Array(buf, off, w.count);
+          break;
+        case "float16":
+          out[slot] = new Uint16Array(buf, off, w.count);
+          break;
+      }
+    }
+    return out;
+  });
+}
+
+function itemBytes(dims: Dims, dtype: DType, batch: number): number {
+  const size = dtype === "float16" ? 2 : dtype === "int8" ? 1 : 4;
+  return itemVolume(dims) * (isBatched(dims) ? batch : 1) * size;
+}
+
+function arrayDType(a: ArrayBufferView): DType | undefined {
+  if (
+    a instanceof Float32Array || a instanceof Int32Array || a instanceof Int8Array ||
+    a instanceof Uint16Array
+  ) {
+    return dtypeOfArray(a);
+  }
+  return undefined;
+}
+
+function expectedArray(d: DType): string {
+  return {
+    float32: "Float32Array",
+    int32: "Int32Array",
+    int8: "Int8Array",
+    float16: "Uint16Array of float16 bits",
+  }[d];
+}
+
+function fmt(d: Dims): string {
+  return `[${d.join(",")}]`;
+}
