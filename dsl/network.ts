@@ -14,7 +14,6 @@ import { toWeights, type Weights, type WeightsInput } from "./ir/weights.ts";
 import { verifyNetwork, type VerifyReport } from "./ir/verify.ts";
 import {
   type Args,
-  type FluentCall,
   type FluentFn,
   type LayerDef,
   parseAttrs,
@@ -49,7 +48,6 @@ export type TensorMethods = UnionToIntersection<
 >;
 
 declare module "./ir/graph.ts" {
-  // deno-lint-ignore no-empty-interface
   interface Tensor extends TensorMethods {}
 }
 
@@ -176,7 +174,6 @@ export class Network extends NetworkGraph {
   }
 }
 
-// deno-lint-ignore no-empty-interface
 export interface Network extends AddMethods {}
 
 for (const kind of Object.keys(LAYERS)) {
