@@ -25,9 +25,16 @@ import { isLayerKind, type LayerDefs, type LayerKind, LAYERS } from "./layers/mo
 type ArgsOf<D> = D extends LayerDef<string, infer S, infer W, Record<string, FluentFn>> ? Args<S, W>
   : never;
 
+type LayerOf<D> = D extends LayerDef<string, infer _S, infer _W, infer _F, infer C>
+  ? (InstanceType<C> extends Layer ? InstanceType<C> : Layer)
+  : Layer;
+
 /** `addConvolution(input, args)`, `addElementWise([a, b], args)`, ... one per layer kind. */
 export type AddMethods = {
-  [K in LayerKind as `add${K}`]: (inputs: Tensor | Tensor[], args: ArgsOf<LayerDefs[K]>) => Layer;
+  [K in LayerKind as `add${K}`]: (
+    inputs: Tensor | Tensor[],
+    args: ArgsOf<LayerDefs[K]>,
+  ) => LayerOf<LayerDefs[K]>;
 };
 
 type FluentOf<D> = D extends LayerDef<string, infer _S, infer _W, infer F> ? {
@@ -126,7 +133,8 @@ export class Network extends NetworkGraph {
     const outs = inferShapeOf(def, ctx, ins);
     checkWeights(def, ctx, weights, true);
 
-    const layer = new Layer(this, name, kind, attrs, weights, ins);
+    const LayerCtor = (def.layerClass ?? Layer) as typeof Layer;
+    const layer = new LayerCtor(this, name, kind, attrs, weights, ins);
     layer.outputs = outs.map((o, i) => {
       const tname = this.uniqueTensorName(outs.length === 1 ? name : `${name}_out${i}`);
       const t = new Tensor(this, tname, o.dims, o.dtype, layer);

@@ -6,7 +6,7 @@ import { KilnError } from "../../errors.ts";
 import type { Dims } from "./dims.ts";
 import { formatDims } from "./dims.ts";
 import type { DType } from "./dtype.ts";
-import type { Weights } from "./weights.ts";
+import { toWeights, type Weights, type WeightsInput } from "./weights.ts";
 
 export type Precision = "fp32" | "fp16" | "int8";
 
@@ -99,6 +99,12 @@ export class Layer {
       });
     }
     this.inputs[index] = tensor;
+    return this;
+  }
+
+  /** Sets (a copy of) the weights of one slot; `verify()` checks their size. */
+  setWeights(slot: string, weights: WeightsInput): this {
+    this.weights.set(slot, toWeights(weights, `layer "${this.name}", ${slot}`));
     return this;
   }
 

@@ -53,11 +53,16 @@ export interface FluentCall {
 // deno-lint-ignore no-explicit-any
 export type FluentFn = (self: TensorHandle, ...args: any[]) => FluentCall;
 
+/** A subclass of `Layer` with methods of its own kind (e.g. RNNv2's setWeightsForGate). */
+// deno-lint-ignore no-explicit-any
+export type LayerClass = new (...args: any[]) => object;
+
 export interface LayerDef<
   K extends string = string,
   S extends z.ZodType = z.ZodType,
   W extends string = string,
   F extends Record<string, FluentFn> = Record<string, FluentFn>,
+  C extends LayerClass = LayerClass,
 > {
   kind: K;
   /** One-line description shown in errors and docs. */
@@ -73,6 +78,8 @@ export interface LayerDef<
   weights?: (ctx: ShapeContext<z.output<S>>) => Record<string, WeightSlot>;
   inferShape: (ctx: ShapeContext<z.output<S>>) => TensorDesc[];
   fluent?: F;
+  /** The class `addX` instantiates; must extend `Layer` (dsl/ir/graph.ts). */
+  layerClass?: C;
 }
 
 export function defineLayer<
@@ -80,7 +87,8 @@ export function defineLayer<
   S extends z.ZodType,
   W extends string = never,
   F extends Record<string, FluentFn> = Record<never, FluentFn>,
->(def: LayerDef<K, S, W, F>): LayerDef<K, S, W, F> {
+  C extends LayerClass = LayerClass,
+>(def: LayerDef<K, S, W, F, C>): LayerDef<K, S, W, F, C> {
   return def;
 }
 
