@@ -3,7 +3,9 @@
  * methods on tensors are typed from this list.
  */
 import { Activation } from "./activation.ts";
+import { Concatenation } from "./concatenation.ts";
 import { Convolution } from "./convolution.ts";
+import { Deconvolution } from "./deconvolution.ts";
 import { ElementWise } from "./elementwise.ts";
 import { FullyConnected } from "./fully_connected.ts";
 import { Identity } from "./identity.ts";
@@ -13,7 +15,9 @@ import { SoftMax } from "./softmax.ts";
 
 export const LAYERS = {
   Activation,
+  Concatenation,
   Convolution,
+  Deconvolution,
   ElementWise,
   FullyConnected,
   Identity,

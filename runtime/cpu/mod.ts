@@ -1,7 +1,9 @@
 /** The CPU kernel registry: one line per layer kind. */
 import type { CpuKernel } from "./_kernel.ts";
 import { activation } from "./activation.ts";
+import { concatenation } from "./concatenation.ts";
 import { convolution } from "./convolution.ts";
+import { deconvolution } from "./deconvolution.ts";
 import { elementwise } from "./elementwise.ts";
 import { fullyConnected } from "./fully_connected.ts";
 import { identity } from "./identity.ts";
@@ -11,7 +13,9 @@ import { softmax } from "./softmax.ts";
 
 export const CPU_KERNELS: Record<string, CpuKernel> = {
   Activation: activation,
+  Concatenation: concatenation,
   Convolution: convolution,
+  Deconvolution: deconvolution,
   ElementWise: elementwise,
   FullyConnected: fullyConnected,
   Identity: identity,
