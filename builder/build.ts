@@ -11,6 +11,7 @@ import type { Backend } from "../runtime/backend.ts";
 import { type DeviceSpec, selectBackend } from "../runtime/device.ts";
 import { Engine } from "../runtime/engine.ts";
 import { Logger } from "../runtime/logger.ts";
+import { planMemory } from "./memory.ts";
 
 export interface BuildConfig {
   /** The largest batch the engine will run (the symbolic batch's bound). Default 1. */
@@ -49,6 +50,14 @@ export async function buildEngine(
 
   const { manifest, weights } = layoutPlan(report.order, network, maxBatchSize, workspaceBytes);
   const bytes = writePlan(manifest, weights, backend.device);
+  const mem = manifest.memory;
+  logger.info(
+    `memory plan: activations ${
+      kib(mem.arenaBytes)
+    } KiB at batch ${maxBatchSize} (one buffer per tensor: ${kib(mem.naiveBytes)} KiB), weights ${
+      kib(weights.length)
+    } KiB, workspace ${kib(workspaceBytes)} KiB`,
+  );
   logger.info(
     `built engine for ${backend.device.name}: ${manifest.layers.length} layers, ${manifest.bindings.length} bindings, ` +
       `${(weights.length / 1024).toFixed(1)} KiB of weights, plan ${
@@ -116,7 +125,18 @@ function layoutPlan(
     ...net.outputs.map((t) => ({ name: t.name, tensor: add(t), isInput: false })),
   ];
   return {
-    manifest: { maxBatchSize, tensors, bindings, layers, build: { passes: [], workspaceBytes } },
+    manifest: {
+      maxBatchSize,
+      tensors,
+      bindings,
+      layers,
+      memory: planMemory(tensors, layers, bindings, maxBatchSize),
+      build: { passes: [], workspaceBytes },
+    },
     weights,
   };
+}
+
+function kib(bytes: number): string {
+  return (bytes / 1024).toFixed(1);
 }

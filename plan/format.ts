@@ -194,9 +194,26 @@ function checkReferences(m: Manifest, h: PlanHeader): void {
       );
     }
   });
+  if (m.memory.offsets.length !== nt) {
+    planError(
+      `the memory plan has ${m.memory.offsets.length} offsets for ${nt} tensors`,
+      h.manifestOffset,
+    );
+  }
   m.tensors.forEach((t, i) => {
     if (t.dims.some((d, j) => d === "N" && j !== 0)) {
       planError(`tensor ${i} ("${t.name}") has N past dim 0`, h.manifestOffset);
+    }
+    // Every tensor's slot at the maximum batch must lie inside the arena.
+    const bytes = t.dims.reduce<number>((a, d) => a * (d === "N" ? m.maxBatchSize : d), 1) *
+      ELEMENT_BYTES[t.dtype];
+    if (!Number.isSafeInteger(bytes) || m.memory.offsets[i] + bytes > m.memory.arenaBytes) {
+      planError(
+        `tensor ${i} ("${t.name}") at arena offset ${
+          m.memory.offsets[i]
+        } (+${bytes} bytes) lies outside the ${m.memory.arenaBytes}-byte activation arena`,
+        h.manifestOffset,
+      );
     }
   });
   m.layers.forEach((l) => {

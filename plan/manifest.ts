@@ -35,6 +35,12 @@ export const manifestSchema = z.object({
     precision: z.enum(["fp32", "fp16", "int8"]),
     tactic: z.string().optional(),
   })),
+  /** The activation arena: one offset per tensor, lifetimes permitting reuse (builder/memory.ts). */
+  memory: z.object({
+    arenaBytes: z.number().int().nonnegative(),
+    offsets: z.array(z.number().int().nonnegative()),
+    naiveBytes: z.number().int().nonnegative(),
+  }),
   /** Builder diagnostics and settings worth keeping with the plan. */
   build: z.object({
     passes: z.array(z.string()),

@@ -23,8 +23,12 @@ export interface Binding {
 export interface EngineMemory {
   /** Bytes of weights held by the backend. */
   weightsBytes: number;
-  /** Activation bytes of one context at the maximum batch size. */
+  /** Activation arena of one context at the maximum batch size (the memory plan's peak). */
   activationBytes: number;
+  /** What one buffer per tensor would need instead. */
+  naiveActivationBytes: number;
+  /** Scratch memory a layer may use. */
+  workspaceBytes: number;
 }
 
 const registry = new FinalizationRegistry<BackendEngine>((e) => e[Symbol.dispose]());
@@ -71,8 +75,12 @@ export class Engine implements Disposable {
     this.#loaded = { manifest: m, weights: weightViews(plan), weightSection: plan.weights };
     this.#backend = backend.load(this.#loaded);
     registry.register(this, this.#backend, this);
-    const act = m.tensors.reduce((a, t) => a + itemBytes(t.dims, t.dtype, m.maxBatchSize), 0);
-    this.memory = { weightsBytes: plan.weights.byteLength, activationBytes: act };
+    this.memory = {
+      weightsBytes: plan.weights.byteLength,
+      activationBytes: m.memory.arenaBytes,
+      naiveActivationBytes: m.memory.naiveBytes,
+      workspaceBytes: m.build.workspaceBytes,
+    };
   }
 
   /** Loads plan bytes onto a backend (used by buildEngine and deserializeEngine). */
@@ -288,11 +296,6 @@ function weightViews(plan: PlanData): Record<string, HostArray>[] {
     }
     return out;
   });
-}
-
-function itemBytes(dims: Dims, dtype: DType, batch: number): number {
-  const size = dtype === "float16" ? 2 : dtype === "int8" ? 1 : 4;
-  return itemVolume(dims) * (isBatched(dims) ? batch : 1) * size;
 }
 
 function arrayDType(a: ArrayBufferView): DType | undefined {

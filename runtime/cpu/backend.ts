@@ -1,6 +1,6 @@
 /** The CPU backend: runs each layer's TypeScript kernel over host arrays. */
 import { concreteDims } from "../../dsl/ir/dims.ts";
-import { type HostArray, newHostArray } from "../../dsl/ir/dtype.ts";
+import type { HostArray } from "../../dsl/ir/dtype.ts";
 import { KilnError } from "../../errors.ts";
 import type {
   Backend,
@@ -40,25 +40,50 @@ class CpuEngine implements BackendEngine {
 }
 
 class CpuContext implements BackendContext {
-  /** Activation buffers, kept per batch size so repeated executes allocate nothing. */
-  #arenas = new Map<number, HostArray[]>();
+  /** The activation arena of the memory plan: tensors with disjoint lifetimes share bytes. */
+  #arena: ArrayBuffer | undefined;
+  /** Typed views into the arena, per batch size, so repeated executes allocate nothing. */
+  #views = new Map<number, HostArray[]>();
 
   constructor(readonly plan: LoadedPlan) {}
 
-  #arena(batch: number): HostArray[] {
-    let a = this.#arenas.get(batch);
-    if (!a) {
-      a = this.plan.manifest.tensors.map((t) =>
-        newHostArray(t.dtype, volumeOf(concreteDims(t.dims, batch)))
-      );
-      this.#arenas.set(batch, a);
+  #buffers(batch: number): HostArray[] {
+    let v = this.#views.get(batch);
+    if (v) return v;
+    const { tensors, memory } = this.plan.manifest;
+    if (!this.#arena) {
+      try {
+        this.#arena = new ArrayBuffer(memory.arenaBytes);
+      } catch (e) {
+        throw new KilnError(
+          "INVALID_ARGUMENT",
+          `cannot allocate the ${memory.arenaBytes}-byte activation arena: ${(e as Error).message}`,
+          { cause: e },
+        );
+      }
     }
-    return a;
+    const arena = this.#arena;
+    v = tensors.map((t, i) => {
+      const n = volumeOf(concreteDims(t.dims, batch));
+      const off = memory.offsets[i];
+      switch (t.dtype) {
+        case "float32":
+          return new Float32Array(arena, off, n);
+        case "int32":
+          return new Int32Array(arena, off, n);
+        case "int8":
+          return new Int8Array(arena, off, n);
+        case "float16":
+          return new Uint16Array(arena, off, n);
+      }
+    });
+    this.#views.set(batch, v);
+    return v;
   }
 
   execute(req: ExecuteRequest): Promise<ExecuteResult> {
     const { manifest, weights } = this.plan;
-    const buffers = this.#arena(req.batchSize);
+    const buffers = this.#buffers(req.batchSize);
     for (const [i, data] of req.inputs) buffers[i].set(data as never);
     const dims = manifest.tensors.map((t) => concreteDims(t.dims, req.batchSize));
     const layerMs: number[] = [];
@@ -86,7 +111,8 @@ class CpuContext implements BackendContext {
   }
 
   [Symbol.dispose](): void {
-    this.#arenas.clear();
+    this.#views.clear();
+    this.#arena = undefined;
   }
 }
 
