@@ -12,6 +12,7 @@ import { Identity } from "./identity.ts";
 import { Pooling } from "./pooling.ts";
 import { Scale } from "./scale.ts";
 import { SoftMax } from "./softmax.ts";
+import { TopK } from "./topk.ts";
 
 export const LAYERS = {
   Activation,
@@ -24,6 +25,7 @@ export const LAYERS = {
   Pooling,
   Scale,
   SoftMax,
+  TopK,
 } as const;
 
 export type LayerDefs = typeof LAYERS;

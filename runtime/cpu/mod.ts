@@ -10,6 +10,7 @@ import { identity } from "./identity.ts";
 import { pooling } from "./pooling.ts";
 import { scale } from "./scale.ts";
 import { softmax } from "./softmax.ts";
+import { topk } from "./topk.ts";
 
 export const CPU_KERNELS: Record<string, CpuKernel> = {
   Activation: activation,
@@ -22,4 +23,5 @@ export const CPU_KERNELS: Record<string, CpuKernel> = {
   Pooling: pooling,
   Scale: scale,
   SoftMax: softmax,
+  TopK: topk,
 };
