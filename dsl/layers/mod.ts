@@ -4,11 +4,13 @@
  */
 import { Activation } from "./activation.ts";
 import { Concatenation } from "./concatenation.ts";
+import { Constant } from "./constant.ts";
 import { Convolution } from "./convolution.ts";
 import { Deconvolution } from "./deconvolution.ts";
 import { ElementWise } from "./elementwise.ts";
 import { FullyConnected } from "./fully_connected.ts";
 import { Identity } from "./identity.ts";
+import { LRN } from "./lrn.ts";
 import { Pooling } from "./pooling.ts";
 import { Scale } from "./scale.ts";
 import { SoftMax } from "./softmax.ts";
@@ -17,11 +19,13 @@ import { TopK } from "./topk.ts";
 export const LAYERS = {
   Activation,
   Concatenation,
+  Constant,
   Convolution,
   Deconvolution,
   ElementWise,
   FullyConnected,
   Identity,
+  LRN,
   Pooling,
   Scale,
   SoftMax,

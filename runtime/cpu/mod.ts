@@ -2,11 +2,13 @@
 import type { CpuKernel } from "./_kernel.ts";
 import { activation } from "./activation.ts";
 import { concatenation } from "./concatenation.ts";
+import { constant } from "./constant.ts";
 import { convolution } from "./convolution.ts";
 import { deconvolution } from "./deconvolution.ts";
 import { elementwise } from "./elementwise.ts";
 import { fullyConnected } from "./fully_connected.ts";
 import { identity } from "./identity.ts";
+import { lrn } from "./lrn.ts";
 import { pooling } from "./pooling.ts";
 import { scale } from "./scale.ts";
 import { softmax } from "./softmax.ts";
@@ -15,11 +17,13 @@ import { topk } from "./topk.ts";
 export const CPU_KERNELS: Record<string, CpuKernel> = {
   Activation: activation,
   Concatenation: concatenation,
+  Constant: constant,
   Convolution: convolution,
   Deconvolution: deconvolution,
   ElementWise: elementwise,
   FullyConnected: fullyConnected,
   Identity: identity,
+  LRN: lrn,
   Pooling: pooling,
   Scale: scale,
   SoftMax: softmax,
