@@ -12,6 +12,7 @@ import { FullyConnected } from "./fully_connected.ts";
 import { Identity } from "./identity.ts";
 import { LRN } from "./lrn.ts";
 import { Pooling } from "./pooling.ts";
+import { Reduce } from "./reduce.ts";
 import { Scale } from "./scale.ts";
 import { SoftMax } from "./softmax.ts";
 import { TopK } from "./topk.ts";
@@ -27,6 +28,7 @@ export const LAYERS = {
   Identity,
   LRN,
   Pooling,
+  Reduce,
   Scale,
   SoftMax,
   TopK,

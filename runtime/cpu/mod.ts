@@ -10,6 +10,7 @@ import { fullyConnected } from "./fully_connected.ts";
 import { identity } from "./identity.ts";
 import { lrn } from "./lrn.ts";
 import { pooling } from "./pooling.ts";
+import { reduce } from "./reduce.ts";
 import { scale } from "./scale.ts";
 import { softmax } from "./softmax.ts";
 import { topk } from "./topk.ts";
@@ -25,6 +26,7 @@ export const CPU_KERNELS: Record<string, CpuKernel> = {
   Identity: identity,
   LRN: lrn,
   Pooling: pooling,
+  Reduce: reduce,
   Scale: scale,
   SoftMax: softmax,
   TopK: topk,
