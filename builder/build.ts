@@ -12,11 +12,16 @@ import { type DeviceSpec, selectBackend } from "../runtime/device.ts";
 import { Engine } from "../runtime/engine.ts";
 import { Logger } from "../runtime/logger.ts";
 import { planMemory } from "./memory.ts";
+import { cloneNetwork } from "./_clone.ts";
+import { runPasses } from "./pass.ts";
+import { PASSES } from "./passes/mod.ts";
 
 export interface BuildConfig {
   /** The largest batch the engine will run (the symbolic batch's bound). Default 1. */
   maxBatchSize?: number;
   device?: DeviceSpec;
+  /** Passes to skip by name (see builder/passes/mod.ts), or "all" for none but the required. */
+  disablePasses?: readonly string[] | "all";
   /** Scratch memory a layer may use (tactic choice respects it). Default 64 MiB. */
   workspaceBytes?: number;
   logger?: Logger;
@@ -48,7 +53,29 @@ export async function buildEngine(
   const backend = await selectBackend(config.device ?? "auto", logger);
   checkKernels(report.order, backend);
 
-  const { manifest, weights } = layoutPlan(report.order, network, maxBatchSize, workspaceBytes);
+  // The passes rewrite a private copy; the caller's network stays as it was.
+  const graph = cloneNetwork(network, report.order);
+  const passes = runPasses(
+    PASSES,
+    { network: graph, logger, supports: (k) => backend.supports(k) },
+    config.disablePasses,
+  );
+  const optimized = verifyNetwork(graph);
+  if (optimized.problems.length) {
+    throw new KilnError(
+      "INTERNAL",
+      `the optimized network is invalid (a pass is wrong; build with disablePasses: "all" to work around it): ${
+        optimized.problems.map((p) => p.message).join("; ")
+      }`,
+    );
+  }
+  const { manifest, weights } = layoutPlan(optimized.order, graph, maxBatchSize, workspaceBytes);
+  manifest.build.passes = passes.map((p) => ({
+    name: p.pass,
+    layersBefore: p.layersBefore,
+    layersAfter: p.layersAfter,
+    changes: p.changes,
+  }));
   const bytes = writePlan(manifest, weights, backend.device);
   const mem = manifest.memory;
   logger.info(

@@ -208,8 +208,9 @@ for (const kind of Object.keys(LAYERS)) {
           const net = this.graph as Network;
           const layer = net.addLayer(kind, call.inputs as Tensor[], {
             ...call.attrs,
-            name: call.name,
+            ...(call.name !== undefined ? { name: call.name } : {}),
           });
+          for (const [slot, w] of Object.entries(call.weights ?? {})) layer.setWeights(slot, w);
           return layer.output(call.output ?? 0);
         },
       });

@@ -43,7 +43,13 @@ export const manifestSchema = z.object({
   }),
   /** Builder diagnostics and settings worth keeping with the plan. */
   build: z.object({
-    passes: z.array(z.string()),
+    /** What each pass did: layers before and after, and its changes in words. */
+    passes: z.array(z.object({
+      name: z.string(),
+      layersBefore: z.number().int().nonnegative(),
+      layersAfter: z.number().int().nonnegative(),
+      changes: z.array(z.string()),
+    })),
     workspaceBytes: z.number().int().nonnegative(),
   }),
 });

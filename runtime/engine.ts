@@ -39,6 +39,8 @@ export class Engine implements Disposable {
   readonly header: PlanHeader;
   readonly layers: readonly { name: string; kind: string; sources: string[]; precision: string }[];
   readonly memory: EngineMemory;
+  /** What each build pass did (layers before/after and its changes in words). */
+  readonly passes: PlanData["manifest"]["build"]["passes"];
   #plan: PlanData;
   #bytes: Uint8Array;
   #backend: BackendEngine | undefined;
@@ -75,6 +77,7 @@ export class Engine implements Disposable {
     this.#loaded = { manifest: m, weights: weightViews(plan), weightSection: plan.weights };
     this.#backend = backend.load(this.#loaded);
     registry.register(this, this.#backend, this);
+    this.passes = m.build.passes;
     this.memory = {
       weightsBytes: plan.weights.byteLength,
       activationBytes: m.memory.arenaBytes,

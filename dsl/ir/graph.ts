@@ -169,6 +169,19 @@ export class NetworkGraph {
     this.#layerNames.delete(layer.name);
   }
 
+  /** Renames a layer, keeping the name index consistent. */
+  renameLayer(layer: Layer, name: string): void {
+    if (layer.name === name) return;
+    if (this.#layerNames.has(name)) {
+      throw new KilnError("INVALID_ARGUMENT", `a layer named "${name}" already exists`, {
+        layer: layer.name,
+      });
+    }
+    this.#layerNames.delete(layer.name);
+    layer.name = name;
+    this.#layerNames.add(name);
+  }
+
   /** Renames a tensor, keeping the name index consistent. */
   renameTensor(tensor: Tensor, name: string): void {
     if (tensor.name === name) return;

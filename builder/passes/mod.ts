@@ -1,0 +1,8 @@
+/** The build's passes, in the order they run. */
+import type { Pass } from "../pass.ts";
+import { eliminateUnused } from "./eliminate_unused.ts";
+import { foldScale } from "./fold_scale.ts";
+import { fuseEpilogue } from "./fuse_epilogue.ts";
+import { removeIdentity } from "./remove_identity.ts";
+
+export const PASSES: readonly Pass[] = [eliminateUnused, removeIdentity, foldScale, fuseEpilogue];
