@@ -16,6 +16,7 @@ import { Reduce } from "./reduce.ts";
 import { Scale } from "./scale.ts";
 import { SoftMax } from "./softmax.ts";
 import { TopK } from "./topk.ts";
+import { Unary } from "./unary.ts";
 
 export const LAYERS = {
   Activation,
@@ -32,6 +33,7 @@ export const LAYERS = {
   Scale,
   SoftMax,
   TopK,
+  Unary,
 } as const;
 
 export type LayerDefs = typeof LAYERS;

@@ -14,6 +14,7 @@ import { reduce } from "./reduce.ts";
 import { scale } from "./scale.ts";
 import { softmax } from "./softmax.ts";
 import { topk } from "./topk.ts";
+import { unary } from "./unary.ts";
 
 export const CPU_KERNELS: Record<string, CpuKernel> = {
   Activation: activation,
@@ -30,4 +31,5 @@ export const CPU_KERNELS: Record<string, CpuKernel> = {
   Scale: scale,
   SoftMax: softmax,
   TopK: topk,
+  Unary: unary,
 };
