@@ -11,9 +11,11 @@ import { ElementWise } from "./elementwise.ts";
 import { FullyConnected } from "./fully_connected.ts";
 import { Identity } from "./identity.ts";
 import { LRN } from "./lrn.ts";
+import { MatrixMultiply } from "./matrix_multiply.ts";
 import { Pooling } from "./pooling.ts";
 import { Reduce } from "./reduce.ts";
 import { Scale } from "./scale.ts";
+import { Shuffle } from "./shuffle.ts";
 import { SoftMax } from "./softmax.ts";
 import { TopK } from "./topk.ts";
 import { Unary } from "./unary.ts";
@@ -28,9 +30,11 @@ export const LAYERS = {
   FullyConnected,
   Identity,
   LRN,
+  MatrixMultiply,
   Pooling,
   Reduce,
   Scale,
+  Shuffle,
   SoftMax,
   TopK,
   Unary,

@@ -9,9 +9,11 @@ import { elementwise } from "./elementwise.ts";
 import { fullyConnected } from "./fully_connected.ts";
 import { identity } from "./identity.ts";
 import { lrn } from "./lrn.ts";
+import { matrixMultiply } from "./matrix_multiply.ts";
 import { pooling } from "./pooling.ts";
 import { reduce } from "./reduce.ts";
 import { scale } from "./scale.ts";
+import { shuffle } from "./shuffle.ts";
 import { softmax } from "./softmax.ts";
 import { topk } from "./topk.ts";
 import { unary } from "./unary.ts";
@@ -26,9 +28,11 @@ export const CPU_KERNELS: Record<string, CpuKernel> = {
   FullyConnected: fullyConnected,
   Identity: identity,
   LRN: lrn,
+  MatrixMultiply: matrixMultiply,
   Pooling: pooling,
   Reduce: reduce,
   Scale: scale,
+  Shuffle: shuffle,
   SoftMax: softmax,
   TopK: topk,
   Unary: unary,
