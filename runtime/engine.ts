@@ -20,6 +20,22 @@ export interface Binding {
   isInput: boolean;
 }
 
+/** The optimized network of an engine: tensors by index, layers reading and writing them. */
+export interface EngineGraph {
+  tensors: { name: string; dims: Dims; dtype: DType }[];
+  layers: {
+    name: string;
+    kind: string;
+    inputs: number[];
+    outputs: number[];
+    weightCount: number;
+    sources: string[];
+    precision: string;
+    tactic?: string;
+  }[];
+  bindings: { name: string; tensor: number; isInput: boolean }[];
+}
+
 export interface EngineMemory {
   /** Bytes of weights held by the backend. */
   weightsBytes: number;
@@ -108,6 +124,25 @@ export class Engine implements Disposable {
   /** The plan, ready to be written to a file and loaded by `deserializeEngine`. */
   serialize(): Uint8Array {
     return this.#bytes.slice();
+  }
+
+  /** The optimized network as the plan holds it (for drawings and inspection). */
+  describe(): EngineGraph {
+    const m = this.#plan.manifest;
+    return {
+      tensors: m.tensors.map((t) => ({ name: t.name, dims: t.dims, dtype: t.dtype })),
+      layers: m.layers.map((l) => ({
+        name: l.name,
+        kind: l.kind,
+        inputs: l.inputs,
+        outputs: l.outputs,
+        weightCount: Object.values(l.weights).reduce((a, w) => a + w.count, 0),
+        sources: l.sources,
+        precision: l.precision,
+        tactic: l.tactic,
+      })),
+      bindings: m.bindings,
+    };
   }
 
   binding(name: string): Binding | undefined {

@@ -1,0 +1,53 @@
+/**
+ * Jupyter display (Deno kernel): an object with `[JUPYTER_DISPLAY]()` returning a
+ * MIME bundle is shown by the kernel. Figures carry the plotly JSON, a `text/html` fallback (a
+ * div and a script; plotly.js itself is inlined the first time, never loaded from the network)
+ * and a `text/plain` summary, so every front end shows something.
+ */
+import { JUPYTER_DISPLAY } from "./_jupyter.ts";
+import type { Figure } from "./figures.ts";
+import { plotlyJs } from "./_plotly.ts";
+
+let plotlyInlined = false;
+let divCounter = 0;
+
+function summary(fig: Figure): string {
+  const title = (fig.layout.title as { text?: string } | undefined)?.text ?? "figure";
+  return `${title.replace(/<[^>]+>/g, "")} (${fig.data.length} trace${
+    fig.data.length === 1 ? "" : "s"
+  })`;
+}
+
+/** HTML that draws `fig` into a fresh div; includes plotly.js when `inline`. */
+export function figureHtml(fig: Figure, inline: boolean): string {
+  const id = `kiln-plot-${Date.now().toString(36)}-${divCounter++}`;
+  const lib = inline ? `<script type="text/javascript">${plotlyJs()}</script>` : "";
+  const json = JSON.stringify(fig).replace(/</g, "\\u003c");
+  return `<div id="${id}" style="width:100%;min-height:320px"></div>${lib}<script type="text/javascript">
+(function(){var f=${json};var el=document.getElementById(${JSON.stringify(id)});
+if(window.Plotly){window.Plotly.newPlot(el,f.data,f.layout,{responsive:true});}
+else{el.textContent="plotly.js is not loaded: re-run the first plotting cell";}})();</script>`;
+}
+
+export class PlotlyFigure implements Figure {
+  data: Figure["data"];
+  layout: Figure["layout"];
+  constructor(fig: Figure) {
+    this.data = fig.data;
+    this.layout = fig.layout;
+  }
+  [JUPYTER_DISPLAY](): Record<string, unknown> {
+    const inline = !plotlyInlined;
+    plotlyInlined = true;
+    return {
+      "application/vnd.plotly.v1+json": { data: this.data, layout: this.layout },
+      "text/html": figureHtml(this, inline),
+      "text/plain": summary(this),
+    };
+  }
+}
+
+/** Wraps a figure so that a notebook cell ending in it displays the plot. */
+export function display(fig: Figure): PlotlyFigure {
+  return new PlotlyFigure(fig);
+}

@@ -1,0 +1,15 @@
+export {
+  comparisonFigure,
+  type Figure,
+  type Histogram,
+  histogramFigure,
+  memoryLifetimeFigure,
+  profileFigure,
+  type TensorLifetime,
+  timelineFigure,
+} from "./figures.ts";
+export { display, PlotlyFigure } from "./display.ts";
+export { toHtml } from "./html.ts";
+export { drawNetwork, type GraphView, Svg, toDot, viewOfEngine, viewOfNetwork } from "./network.ts";
+export { type Progress, progress } from "./progress.ts";
+export { JUPYTER_DISPLAY } from "./_jupyter.ts";
