@@ -20,7 +20,11 @@ export function activationFunction(spec: ActivationSpec): (x: number) => number 
     case "softsign":
       return (x) => x / (1 + Math.abs(x));
     case "softplus":
-      return (x) => alpha * Math.log1p(Math.exp(beta * x));
+      // log(1 + e^t) = max(t, 0) + log(1 + e^-|t|): no overflow for large t.
+      return (x) => {
+        const t = beta * x;
+        return alpha * (Math.max(t, 0) + Math.log1p(Math.exp(-Math.abs(t))));
+      };
     case "clip":
       return (x) => Math.min(beta, Math.max(alpha, x));
     case "hard_sigmoid":
