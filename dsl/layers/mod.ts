@@ -13,6 +13,7 @@ import { Identity } from "./identity.ts";
 import { LRN } from "./lrn.ts";
 import { MatrixMultiply } from "./matrix_multiply.ts";
 import { Pooling } from "./pooling.ts";
+import { RaggedSoftMax } from "./ragged_softmax.ts";
 import { Reduce } from "./reduce.ts";
 import { Scale } from "./scale.ts";
 import { Shuffle } from "./shuffle.ts";
@@ -32,6 +33,7 @@ export const LAYERS = {
   LRN,
   MatrixMultiply,
   Pooling,
+  RaggedSoftMax,
   Reduce,
   Scale,
   Shuffle,

@@ -11,6 +11,7 @@ import { identity } from "./identity.ts";
 import { lrn } from "./lrn.ts";
 import { matrixMultiply } from "./matrix_multiply.ts";
 import { pooling } from "./pooling.ts";
+import { raggedSoftmax } from "./ragged_softmax.ts";
 import { reduce } from "./reduce.ts";
 import { scale } from "./scale.ts";
 import { shuffle } from "./shuffle.ts";
@@ -30,6 +31,7 @@ export const CPU_KERNELS: Record<string, CpuKernel> = {
   LRN: lrn,
   MatrixMultiply: matrixMultiply,
   Pooling: pooling,
+  RaggedSoftMax: raggedSoftmax,
   Reduce: reduce,
   Scale: scale,
   Shuffle: shuffle,
