@@ -19,3 +19,4 @@ export {
 export { type DeviceSpec } from "./runtime/device.ts";
 export { Logger, MemoryLogger, type Severity } from "./runtime/logger.ts";
 export { type LayerTime, Profiler } from "./runtime/profiler.ts";
+export * from "./viz/mod.ts";
