@@ -9,9 +9,11 @@ import { Convolution } from "./convolution.ts";
 import { Deconvolution } from "./deconvolution.ts";
 import { ElementWise } from "./elementwise.ts";
 import { FullyConnected } from "./fully_connected.ts";
+import { Gather } from "./gather.ts";
 import { Identity } from "./identity.ts";
 import { LRN } from "./lrn.ts";
 import { MatrixMultiply } from "./matrix_multiply.ts";
+import { Padding } from "./padding.ts";
 import { Pooling } from "./pooling.ts";
 import { RaggedSoftMax } from "./ragged_softmax.ts";
 import { Reduce } from "./reduce.ts";
@@ -29,9 +31,11 @@ export const LAYERS = {
   Deconvolution,
   ElementWise,
   FullyConnected,
+  Gather,
   Identity,
   LRN,
   MatrixMultiply,
+  Padding,
   Pooling,
   RaggedSoftMax,
   Reduce,

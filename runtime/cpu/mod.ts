@@ -7,9 +7,11 @@ import { convolution } from "./convolution.ts";
 import { deconvolution } from "./deconvolution.ts";
 import { elementwise } from "./elementwise.ts";
 import { fullyConnected } from "./fully_connected.ts";
+import { gather } from "./gather.ts";
 import { identity } from "./identity.ts";
 import { lrn } from "./lrn.ts";
 import { matrixMultiply } from "./matrix_multiply.ts";
+import { padding } from "./padding.ts";
 import { pooling } from "./pooling.ts";
 import { raggedSoftmax } from "./ragged_softmax.ts";
 import { reduce } from "./reduce.ts";
@@ -27,9 +29,11 @@ export const CPU_KERNELS: Record<string, CpuKernel> = {
   Deconvolution: deconvolution,
   ElementWise: elementwise,
   FullyConnected: fullyConnected,
+  Gather: gather,
   Identity: identity,
   LRN: lrn,
   MatrixMultiply: matrixMultiply,
+  Padding: padding,
   Pooling: pooling,
   RaggedSoftMax: raggedSoftmax,
   Reduce: reduce,
