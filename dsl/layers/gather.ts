@@ -37,7 +37,7 @@ export const Gather = defineLayer({
     if (dims.some((d, i) => d === N && i !== 0)) {
       shapeError(
         `the output ${formatDims(dims)} would hold the symbolic batch N away from its first dim ` +
-          `(batched data and batched indices only combine when the data is unbatched and axis is 0)`,
+          `(batched indices need unbatched data and axis 0; batched data needs unbatched indices)`,
       );
     }
     return [{ dims, dtype: data.dtype }];

@@ -45,7 +45,7 @@ function padShape(dims: Dims, a: PaddingAttrs): Dim[] {
         `dim ${i} (${d}) padded by ${pre[i]} before and ${post[i]} after would be empty`,
       );
     }
-    // One reflection must reach every padded position: pads up to size-1 on each side.
+    // A single reflection must reach every padded position: at most d-1 on each side.
     if (a.mode === "reflect" && (pre[i] > d - 1 || post[i] > d - 1)) {
       shapeError(
         `reflect padding of dim ${i} (${d}) by ${pre[i]} before and ${post[i]} after: ` +

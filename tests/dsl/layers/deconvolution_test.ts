@@ -186,6 +186,25 @@ Deno.test("Deconvolution with a concrete batch of 2 and an unbatched input", asy
   assertClose((await runOnCpu(net, { x })).y, ref.y, { rtol: 1e-5, atol: 1e-5 });
 });
 
+Deno.test("Deconvolution + per-channel Constant add + relu gives the same result once fused", async () => {
+  // The builder folds the add and the relu into the layer's epilogue; the result must not change.
+  const g = geometry({ stride: [2, 2] });
+  const r = rng(8);
+  const x = randomArray(2 * g.c * g.h * g.w, r);
+  const wt = randomArray(g.c * g.outputs * 9, r);
+  const shift = randomArray(g.outputs, r);
+  const net = new Network();
+  const input = net.input("x", [N, g.c, g.h, g.w]);
+  const k = net.addConstant([], { dims: [1, g.outputs, 1, 1], values: shift }).output();
+  net.markOutput(
+    input.deconv({ outputs: g.outputs, kernel: 3, stride: 2, weights: wt }).add(k).relu(),
+    "y",
+  );
+  const ref = referenceDeconv(g, 2, x, wt, shift);
+  const want = ref.y.map((v) => Math.max(0, v));
+  assertClose((await runOnCpu(net, { x })).y, want, { rtol: 1e-5, atol: 1e-5 });
+});
+
 function assertKilnError(f: () => unknown, layer: string, code: string, pattern: RegExp): void {
   assert.throws(f, (e: unknown) => {
     assert.ok(e instanceof KilnError, `expected a KilnError, got ${e}`);

@@ -143,6 +143,20 @@ Deno.test("MatrixMultiply with Constant weights and a concrete batch", async () 
   });
 });
 
+Deno.test("MatrixMultiply + Constant bias add + relu gives the same result once fused", async () => {
+  // The builder folds the add and the relu into the layer's epilogue; the result must not change.
+  const r = rng(24);
+  const xv = randomArray(3 * 6, r), wv = randomArray(6 * 4, r), bv = randomArray(4, r);
+  const net = new Network();
+  const x = net.input("x", [N, 6]);
+  const w = net.addConstant([], { dims: [6, 4], values: wv }).output();
+  const b = net.addConstant([], { dims: [4], values: bv }).output();
+  net.markOutput(x.matmul(w).add(b).relu(), "y");
+  const ref = referenceMatmul([3, 6], xv, [6, 4], wv, false, false);
+  const want = ref.y.map((v, i) => Math.max(0, v + bv[i % 4]));
+  assertClose((await runOnCpu(net, { x: xv })).y, want, { rtol: 1e-5, atol: 1e-6 });
+});
+
 function assertKilnError(f: () => unknown, layer: string, code: string, pattern: RegExp): void {
   assert.throws(f, (e: unknown) => {
     assert.ok(e instanceof KilnError, `expected a KilnError, got ${e}`);
