@@ -170,8 +170,8 @@ function show(v: unknown): string {
 export const pair = z.union([
   z.number().int().nonnegative().transform((v) => [v, v] as [number, number]),
   z.tuple([z.number().int().nonnegative(), z.number().int().nonnegative()]),
-]);
+], { error: "expected a non-negative integer or a pair [h, w] of them" });
 export const positivePair = z.union([
   z.number().int().positive().transform((v) => [v, v] as [number, number]),
   z.tuple([z.number().int().positive(), z.number().int().positive()]),
-]);
+], { error: "expected a positive integer or a pair [h, w] of them" });
