@@ -6,6 +6,7 @@ export { Layer, type Precision, Tensor } from "./dsl/ir/graph.ts";
 export type { Weights, WeightsInput } from "./dsl/ir/weights.ts";
 export { verifyNetwork, type VerifyReport } from "./dsl/ir/verify.ts";
 export { type LayerKind, LAYERS } from "./dsl/layers/mod.ts";
+export { getPluginCreator, type PluginCreator, registerPlugin } from "./dsl/layers/plugin.ts";
 export { Network } from "./dsl/network.ts";
 export { type BuildConfig, buildEngine } from "./builder/build.ts";
 export { inspectPlan, KILN_VERSION, type PlanHeader } from "./plan/mod.ts";

@@ -14,6 +14,7 @@ import { Identity } from "./identity.ts";
 import { LRN } from "./lrn.ts";
 import { MatrixMultiply } from "./matrix_multiply.ts";
 import { Padding } from "./padding.ts";
+import { Plugin } from "./plugin.ts";
 import { Pooling } from "./pooling.ts";
 import { RaggedSoftMax } from "./ragged_softmax.ts";
 import { Reduce } from "./reduce.ts";
@@ -36,6 +37,7 @@ export const LAYERS = {
   LRN,
   MatrixMultiply,
   Padding,
+  Plugin,
   Pooling,
   RaggedSoftMax,
   Reduce,

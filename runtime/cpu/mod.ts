@@ -12,6 +12,7 @@ import { identity } from "./identity.ts";
 import { lrn } from "./lrn.ts";
 import { matrixMultiply } from "./matrix_multiply.ts";
 import { padding } from "./padding.ts";
+import { plugin } from "./plugin.ts";
 import { pooling } from "./pooling.ts";
 import { raggedSoftmax } from "./ragged_softmax.ts";
 import { reduce } from "./reduce.ts";
@@ -34,6 +35,7 @@ export const CPU_KERNELS: Record<string, CpuKernel> = {
   LRN: lrn,
   MatrixMultiply: matrixMultiply,
   Padding: padding,
+  Plugin: plugin,
   Pooling: pooling,
   RaggedSoftMax: raggedSoftmax,
   Reduce: reduce,
