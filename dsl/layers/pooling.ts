@@ -39,12 +39,10 @@ export function poolOutputSize(
 ): number {
   const span = size + padBefore + padAfter - window;
   let out = (rounding === "ceil" ? Math.ceil(span / stride) : Math.floor(span / stride)) + 1;
-  // A window must start inside the image or the leading padding (Caffe, TensorRT).
-  if (
-    rounding === "ceil" && (padBefore > 0 || padAfter > 0) && (out - 1) * stride >= size + padBefore
-  ) {
-    out--;
-  }
+  // A window must start inside the image or the leading padding (Caffe, TensorRT). Caffe checks
+  // this only when there is padding; without padding it can fail only for stride > window, where
+  // Caffe would pool an empty window, so Kiln checks it always.
+  if (rounding === "ceil" && (out - 1) * stride >= size + padBefore) out--;
   return out;
 }
 
@@ -68,12 +66,15 @@ export const Pooling = defineLayer({
     const h = num(d[2], "height");
     const w = num(d[3], "width");
     const g = poolGeometry(ctx.attrs, h, w);
-    if (g.pad[0] >= g.window[0] || g.pad[1] >= g.window[1]) {
-      shapeError(
-        `padding ${JSON.stringify(g.pad)} must be smaller than the window ${
-          JSON.stringify(g.window)
-        }`,
-      );
+    // Padding as large as the window would let a window hold padding alone.
+    for (const [what, p] of [["padding", g.pad], ["postPadding", g.post]] as const) {
+      if (p[0] >= g.window[0] || p[1] >= g.window[1]) {
+        shapeError(
+          `${what} ${JSON.stringify(p)} must be smaller than the window ${
+            JSON.stringify(g.window)
+          }`,
+        );
+      }
     }
     const oh = poolOutputSize(h, g.window[0], g.stride[0], g.pad[0], g.post[0], ctx.attrs.rounding);
     const ow = poolOutputSize(w, g.window[1], g.stride[1], g.pad[1], g.post[1], ctx.attrs.rounding);
