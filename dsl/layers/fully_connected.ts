@@ -23,8 +23,13 @@ type Attrs = z.output<typeof attrs>;
 function inputVolume(ctx: ShapeContext<Attrs>): number {
   const d = ctx.inputs[0].dims;
   const axis = ctx.attrs.axis;
-  if (axis >= d.length) shapeError(`axis ${axis} is out of range for rank ${d.length}`);
-  if (axis === 0 && isBatched(d)) shapeError("axis 0 would flatten the batch dimension");
+  const allowed = `allowed: ${isBatched(d) ? 1 : 0}..${d.length - 1}`;
+  if (axis >= d.length) {
+    shapeError(`axis ${axis} is out of range for rank ${d.length} (${allowed})`);
+  }
+  if (axis === 0 && isBatched(d)) {
+    shapeError(`axis 0 would flatten the batch dimension (${allowed})`);
+  }
   let v = 1;
   for (let i = axis; i < d.length; i++) v *= num(d[i], `dim ${i}`);
   return v;
