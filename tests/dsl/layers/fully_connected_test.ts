@@ -163,7 +163,7 @@ Deno.test("FullyConnected rejects bad attributes and weights naming the layer", 
     { outputs: 2.5, weights: w12 },
     "INVALID_ATTRIBUTE",
     /attribute "outputs"/,
-    /integer/,
+    /expected int/,
     /given: 2.5/,
   );
   check(
