@@ -24,7 +24,11 @@ function count(ctx: ShapeContext<Attrs>): number {
       return 1;
     case "channel":
       if (ctx.attrs.channelAxis >= d.length) {
-        shapeError(`channelAxis out of range for rank ${d.length}`);
+        shapeError(
+          `channelAxis ${ctx.attrs.channelAxis} is out of range for rank ${d.length} (allowed: ${
+            d[0] === "N" ? 1 : 0
+          }..${d.length - 1})`,
+        );
       }
       return num(d[ctx.attrs.channelAxis], "the channel dimension");
     case "elementwise": {

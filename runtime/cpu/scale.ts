@@ -20,7 +20,8 @@ export const scale: CpuKernel<
     const c = dims[attrs.channelAxis];
     indexOf = (i) => Math.floor(i / inner) % c;
   } else {
-    const per = x.length / dims[0];
+    // One coefficient per element of an item: of the whole tensor when it is not batched.
+    const per = (sc ?? sh ?? pw)?.length ?? 1;
     indexOf = (i) => i % per;
   }
   for (let i = 0; i < x.length; i++) {
