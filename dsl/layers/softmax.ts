@@ -18,8 +18,16 @@ export const SoftMax = defineLayer({
   inferShape: ({ inputs, attrs }) => {
     const d = inputs[0].dims;
     const axis = normalizeAxis(attrs.axis, d.length);
-    if (axis < 0) shapeError(`axis ${attrs.axis} is out of range for rank ${d.length}`);
-    if (axis === 0 && d[0] === "N") shapeError("softmax over the batch dimension is not supported");
+    if (axis < 0) {
+      shapeError(
+        `axis ${attrs.axis} is out of range for rank ${d.length} (allowed: ${-d.length}..${
+          d.length - 1
+        })`,
+      );
+    }
+    if (axis === 0 && d[0] === "N") {
+      shapeError(`axis ${attrs.axis} is the batch dimension; softmax over it is not supported`);
+    }
     return [{ dims: d, dtype: inputs[0].dtype }];
   },
   fluent: {
