@@ -1,0 +1,317 @@
+/*
+ * kiln.h — the C ABI of Kiln's native library (libkiln.so), the only interface between
+ * TypeScript (ffi/symbols.ts mirrors it) and CUDA.
+ *
+ * Rules:
+ *  - Every function is extern "C", prefixed kiln_, and returns a kiln_status (0 = ok), except the
+ *    four self-description functions kiln_abi_version, kiln_last_error, kiln_status_string and
+ *    kiln_abi_layout's out-parameter.
+ *  - On failure kiln_last_error() gives this thread's last message, naming the function and, for
+ *    CUDA failures, the CUDA error name. A status >= KILN_CUDA_ERROR_BASE carries the cudaError_t
+ *    (status - KILN_CUDA_ERROR_BASE), so a call made on another thread (Deno's nonblocking calls)
+ *    can still be explained with kiln_status_string.
+ *  - Handles are opaque. Parameter structs are passed by pointer; their layout is checked from
+ *    TypeScript through kiln_abi_layout (sizes, field counts and offsets).
+ *  - The library loads with no GPU and no CUDA runtime installed (the runtime is linked
+ *    statically); kiln_device_count then reports 0.
+ *
+ * Adding a layer kind: its parameter struct and kiln_launch_<op> below, a KILN_STRUCT_* id, its
+ * fields in src/abi.cu, the kernel in src/kernels/<op>.cu, its lines in ffi/symbols.ts and
+ * ffi/structs.ts, and one entry in runtime/cuda/kernels.ts.
+ */
+#ifndef KILN_H
+#define KILN_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Bumped whenever a signature, a struct layout or an enum value changes. */
+#define KILN_ABI_VERSION 1
+
+#if defined(__GNUC__)
+#define KILN_API __attribute__((visibility("default")))
+#else
+#define KILN_API
+#endif
+
+typedef int32_t kiln_status;
+
+enum {
+  KILN_OK = 0,
+  KILN_INVALID_ARGUMENT = 1,
+  KILN_NO_DEVICE = 2,
+  KILN_HOST_OUT_OF_MEMORY = 3,
+  KILN_INTERNAL = 4,
+  KILN_UNSUPPORTED = 5,
+  /* KILN_CUDA_ERROR_BASE + cudaError_t */
+  KILN_CUDA_ERROR_BASE = 1000
+};
+
+/* Opaque handles. Each remembers its device. */
+typedef struct kiln_stream_s* kiln_stream;
+typedef struct kiln_event_s* kiln_event;
+typedef struct kiln_graph_s* kiln_graph;
+
+/* Element types (as dsl/ir/dtype.ts). */
+enum { KILN_F32 = 0, KILN_F16 = 1, KILN_I8 = 2, KILN_I32 = 3 };
+
+/* Activations (dsl/layers/_epilogue.ts, TensorRT's alpha/beta conventions). 0 = none. */
+enum {
+  KILN_ACT_NONE = 0,
+  KILN_ACT_RELU = 1,
+  KILN_ACT_SIGMOID = 2,
+  KILN_ACT_TANH = 3,
+  KILN_ACT_LEAKY_RELU = 4,
+  KILN_ACT_ELU = 5,
+  KILN_ACT_SELU = 6,
+  KILN_ACT_SOFTSIGN = 7,
+  KILN_ACT_SOFTPLUS = 8,
+  KILN_ACT_CLIP = 9,
+  KILN_ACT_HARD_SIGMOID = 10,
+  KILN_ACT_SCALED_TANH = 11,
+  KILN_ACT_THRESHOLDED_RELU = 12
+};
+
+/* Fused epilogue residual: y = act(acc + bias [+ r if PRE]) [+ r if POST]. */
+enum { KILN_RESIDUAL_NONE = 0, KILN_RESIDUAL_PRE = 1, KILN_RESIDUAL_POST = 2 };
+
+enum {
+  KILN_EW_SUM = 0,
+  KILN_EW_PROD = 1,
+  KILN_EW_MAX = 2,
+  KILN_EW_MIN = 3,
+  KILN_EW_SUB = 4,
+  KILN_EW_DIV = 5,
+  KILN_EW_POW = 6
+};
+
+enum { KILN_POOL_MAX = 0, KILN_POOL_AVERAGE = 1 };
+enum { KILN_SCALE_UNIFORM = 0, KILN_SCALE_CHANNEL = 1, KILN_SCALE_ELEMENTWISE = 2 };
+
+#define KILN_MAX_RANK 8
+
+/* ---- Structs (ids for kiln_abi_layout) ---- */
+enum {
+  KILN_STRUCT_DEVICE_PROPS = 1,
+  KILN_STRUCT_ACTIVATION = 2,
+  KILN_STRUCT_CONVOLUTION = 3,
+  KILN_STRUCT_FULLY_CONNECTED = 4,
+  KILN_STRUCT_POOLING = 5,
+  KILN_STRUCT_SOFTMAX = 6,
+  KILN_STRUCT_ELEMENTWISE = 7,
+  KILN_STRUCT_SCALE = 8,
+  KILN_STRUCT_IDENTITY = 9
+};
+
+typedef struct kiln_device_props {
+  char name[256];
+  int32_t major;
+  int32_t minor;
+  int32_t multiprocessors;
+  int32_t max_threads_per_multiprocessor;
+  uint64_t total_memory;
+  int32_t l2_cache_bytes;
+  int32_t shared_memory_per_block_optin;
+  int32_t driver_version;
+  int32_t runtime_version;
+  int32_t pci_bus_id;
+  int32_t pci_device_id;
+} kiln_device_props;
+
+/* y[i] = act(x[i]); x == y allowed. */
+typedef struct kiln_activation_params {
+  const float* x;
+  float* y;
+  int64_t count;
+  int32_t act;
+  float alpha;
+  float beta;
+} kiln_activation_params;
+
+/*
+ * 2-D convolution, NCHW. w: [k, c/groups, kernel_h, kernel_w]; bias: [k] or NULL; residual:
+ * the output's shape, or NULL when residual_mode is NONE. Output: [n, k, out_h, out_w].
+ */
+typedef struct kiln_convolution_params {
+  const float* x;
+  const float* w;
+  const float* bias;
+  const float* residual;
+  float* y;
+  int32_t n;
+  int32_t c;
+  int32_t in_h;
+  int32_t in_w;
+  int32_t k;
+  int32_t out_h;
+  int32_t out_w;
+  int32_t kernel_h;
+  int32_t kernel_w;
+  int32_t stride_h;
+  int32_t stride_w;
+  int32_t pad_h;
+  int32_t pad_w;
+  int32_t dilation_h;
+  int32_t dilation_w;
+  int32_t groups;
+  int32_t act;
+  float alpha;
+  float beta;
+  int32_t residual_mode;
+} kiln_convolution_params;
+
+/* y[m×n] = epilogue(x[m×k] · w[n×k]ᵀ + bias[n]); residual [m×n] or NULL. */
+typedef struct kiln_fully_connected_params {
+  const float* x;
+  const float* w;
+  const float* bias;
+  const float* residual;
+  float* y;
+  int32_t m;
+  int32_t n;
+  int32_t k;
+  int32_t act;
+  float alpha;
+  float beta;
+  int32_t residual_mode;
+} kiln_fully_connected_params;
+
+/* 2-D pooling over planes (n·c) of in_h×in_w, as runtime/cpu/pooling.ts. */
+typedef struct kiln_pooling_params {
+  const float* x;
+  float* y;
+  int32_t planes;
+  int32_t in_h;
+  int32_t in_w;
+  int32_t out_h;
+  int32_t out_w;
+  int32_t window_h;
+  int32_t window_w;
+  int32_t stride_h;
+  int32_t stride_w;
+  int32_t pad_h;
+  int32_t pad_w;
+  int32_t post_pad_h;
+  int32_t post_pad_w;
+  int32_t type;
+  int32_t exclude_padding;
+} kiln_pooling_params;
+
+/* Softmax over the middle axis of [outer, len, inner]; log != 0 gives log-softmax. */
+typedef struct kiln_softmax_params {
+  const float* x;
+  float* y;
+  int32_t outer;
+  int32_t len;
+  int32_t inner;
+  int32_t log;
+} kiln_softmax_params;
+
+/*
+ * y = a op b over out_dims (rank <= KILN_MAX_RANK), each input read through its own strides
+ * (0 along a broadcast dim). y may alias a when a's strides are y's own (the left fold).
+ */
+typedef struct kiln_elementwise_params {
+  const float* a;
+  const float* b;
+  float* y;
+  int32_t op;
+  int32_t rank;
+  int64_t out_dims[KILN_MAX_RANK];
+  int64_t a_strides[KILN_MAX_RANK];
+  int64_t b_strides[KILN_MAX_RANK];
+} kiln_elementwise_params;
+
+/*
+ * y = (x·scale + shift)^power; each coefficient array may be NULL (1, 0, 1). The coefficient of
+ * element i is 0 (uniform), (i / inner) % channels (channel), or i % per_item (elementwise).
+ */
+typedef struct kiln_scale_params {
+  const float* x;
+  float* y;
+  const float* scale;
+  const float* shift;
+  const float* power;
+  int64_t count;
+  int64_t inner;
+  int64_t per_item;
+  int32_t mode;
+  int32_t channels;
+} kiln_scale_params;
+
+/* Copy with dtype conversion (float→int rounds half to even; int8 saturates). */
+typedef struct kiln_identity_params {
+  const void* x;
+  void* y;
+  int64_t count;
+  int32_t src_dtype;
+  int32_t dst_dtype;
+} kiln_identity_params;
+
+/* ---- Self-description ---- */
+KILN_API int32_t kiln_abi_version(void);
+/* This thread's last error message ("" when none). Valid until this thread's next kiln_ call. */
+KILN_API const char* kiln_last_error(void);
+/* A static description of a status: "cudaErrorIllegalAddress: an illegal memory access ...". */
+KILN_API const char* kiln_status_string(kiln_status status);
+/*
+ * Layout of struct `struct_id`: field == -1 gives its size, -2 its field count, i >= 0 the byte
+ * offset of field i in declaration order.
+ */
+KILN_API kiln_status kiln_abi_layout(int32_t struct_id, int32_t field, int64_t* out);
+
+/* ---- Devices ---- */
+/* 0 (and KILN_OK) when there is no GPU or no driver. */
+KILN_API kiln_status kiln_device_count(int32_t* count);
+KILN_API kiln_status kiln_device_props_get(int32_t device, kiln_device_props* out);
+KILN_API kiln_status kiln_mem_get_info(int32_t device, uint64_t* free_bytes, uint64_t* total_bytes);
+KILN_API kiln_status kiln_device_synchronize(int32_t device);
+
+/* ---- Memory ---- */
+KILN_API kiln_status kiln_malloc(int32_t device, uint64_t bytes, void** out);
+KILN_API kiln_status kiln_free(void* ptr);
+/* Page-locked host memory, usable by every device. */
+KILN_API kiln_status kiln_host_alloc(uint64_t bytes, void** out);
+KILN_API kiln_status kiln_host_free(void* ptr);
+/* Synchronous copy in any direction (unified addressing). */
+KILN_API kiln_status kiln_memcpy(void* dst, const void* src, uint64_t bytes);
+/* Asynchronous copy on `stream`; host memory must stay valid until the stream is synchronized. */
+KILN_API kiln_status kiln_memcpy_async(void* dst, const void* src, uint64_t bytes, kiln_stream stream);
+KILN_API kiln_status kiln_memset_async(void* dst, int32_t byte_value, uint64_t bytes, kiln_stream stream);
+
+/* ---- Streams, events, graphs ---- */
+KILN_API kiln_status kiln_stream_create(int32_t device, kiln_stream* out);
+KILN_API kiln_status kiln_stream_destroy(kiln_stream stream);
+KILN_API kiln_status kiln_stream_synchronize(kiln_stream stream);
+/* *done = 1 when all work on the stream has completed, else 0. */
+KILN_API kiln_status kiln_stream_query(kiln_stream stream, int32_t* done);
+KILN_API kiln_status kiln_event_create(int32_t device, int32_t timing, kiln_event* out);
+KILN_API kiln_status kiln_event_destroy(kiln_event event);
+KILN_API kiln_status kiln_event_record(kiln_event event, kiln_stream stream);
+KILN_API kiln_status kiln_event_synchronize(kiln_event event);
+KILN_API kiln_status kiln_event_elapsed_ms(kiln_event start, kiln_event end, float* ms);
+/* Work enqueued on `stream` between begin and end is recorded, not run. */
+KILN_API kiln_status kiln_stream_begin_capture(kiln_stream stream);
+/* Ends the capture and instantiates it; on failure the capture is discarded. */
+KILN_API kiln_status kiln_stream_end_capture(kiln_stream stream, kiln_graph* out);
+KILN_API kiln_status kiln_graph_launch(kiln_graph graph, kiln_stream stream);
+KILN_API kiln_status kiln_graph_destroy(kiln_graph graph);
+
+/* ---- Kernels: one launch per layer kind, enqueued on `stream` ---- */
+KILN_API kiln_status kiln_launch_activation(const kiln_activation_params* p, kiln_stream stream);
+KILN_API kiln_status kiln_launch_convolution(const kiln_convolution_params* p, kiln_stream stream);
+KILN_API kiln_status kiln_launch_fully_connected(const kiln_fully_connected_params* p, kiln_stream stream);
+KILN_API kiln_status kiln_launch_pooling(const kiln_pooling_params* p, kiln_stream stream);
+KILN_API kiln_status kiln_launch_softmax(const kiln_softmax_params* p, kiln_stream stream);
+KILN_API kiln_status kiln_launch_elementwise(const kiln_elementwise_params* p, kiln_stream stream);
+KILN_API kiln_status kiln_launch_scale(const kiln_scale_params* p, kiln_stream stream);
+KILN_API kiln_status kiln_launch_identity(const kiln_identity_params* p, kiln_stream stream);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KILN_H */

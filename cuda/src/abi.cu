@@ -1,0 +1,138 @@
+// kiln_abi_layout: the size and field offsets of every parameter struct in kiln.h, so that
+// TypeScript's mirror (ffi/structs.ts) is checked against what the compiler laid out.
+#include <stddef.h>
+
+#include "common.cuh"
+
+namespace {
+
+#define OFF(T, f) (int64_t) offsetof(T, f)
+
+const int64_t kDeviceProps[] = {
+    OFF(kiln_device_props, name),
+    OFF(kiln_device_props, major),
+    OFF(kiln_device_props, minor),
+    OFF(kiln_device_props, multiprocessors),
+    OFF(kiln_device_props, max_threads_per_multiprocessor),
+    OFF(kiln_device_props, total_memory),
+    OFF(kiln_device_props, l2_cache_bytes),
+    OFF(kiln_device_props, shared_memory_per_block_optin),
+    OFF(kiln_device_props, driver_version),
+    OFF(kiln_device_props, runtime_version),
+    OFF(kiln_device_props, pci_bus_id),
+    OFF(kiln_device_props, pci_device_id),
+};
+
+const int64_t kActivation[] = {
+    OFF(kiln_activation_params, x),     OFF(kiln_activation_params, y),
+    OFF(kiln_activation_params, count), OFF(kiln_activation_params, act),
+    OFF(kiln_activation_params, alpha), OFF(kiln_activation_params, beta),
+};
+
+const int64_t kConvolution[] = {
+    OFF(kiln_convolution_params, x),          OFF(kiln_convolution_params, w),
+    OFF(kiln_convolution_params, bias),       OFF(kiln_convolution_params, residual),
+    OFF(kiln_convolution_params, y),          OFF(kiln_convolution_params, n),
+    OFF(kiln_convolution_params, c),          OFF(kiln_convolution_params, in_h),
+    OFF(kiln_convolution_params, in_w),       OFF(kiln_convolution_params, k),
+    OFF(kiln_convolution_params, out_h),      OFF(kiln_convolution_params, out_w),
+    OFF(kiln_convolution_params, kernel_h),   OFF(kiln_convolution_params, kernel_w),
+    OFF(kiln_convolution_params, stride_h),   OFF(kiln_convolution_params, stride_w),
+    OFF(kiln_convolution_params, pad_h),      OFF(kiln_convolution_params, pad_w),
+    OFF(kiln_convolution_params, dilation_h), OFF(kiln_convolution_params, dilation_w),
+    OFF(kiln_convolution_params, groups),     OFF(kiln_convolution_params, act),
+    OFF(kiln_convolution_params, alpha),      OFF(kiln_convolution_params, beta),
+    OFF(kiln_convolution_params, residual_mode),
+};
+
+const int64_t kFullyConnected[] = {
+    OFF(kiln_fully_connected_params, x),     OFF(kiln_fully_connected_params, w),
+    OFF(kiln_fully_connected_params, bias),  OFF(kiln_fully_connected_params, residual),
+    OFF(kiln_fully_connected_params, y),     OFF(kiln_fully_connected_params, m),
+    OFF(kiln_fully_connected_params, n),     OFF(kiln_fully_connected_params, k),
+    OFF(kiln_fully_connected_params, act),   OFF(kiln_fully_connected_params, alpha),
+    OFF(kiln_fully_connected_params, beta),  OFF(kiln_fully_connected_params, residual_mode),
+};
+
+const int64_t kPooling[] = {
+    OFF(kiln_pooling_params, x),          OFF(kiln_pooling_params, y),
+    OFF(kiln_pooling_params, planes),     OFF(kiln_pooling_params, in_h),
+    OFF(kiln_pooling_params, in_w),       OFF(kiln_pooling_params, out_h),
+    OFF(kiln_pooling_params, out_w),      OFF(kiln_pooling_params, window_h),
+    OFF(kiln_pooling_params, window_w),   OFF(kiln_pooling_params, stride_h),
+    OFF(kiln_pooling_params, stride_w),   OFF(kiln_pooling_params, pad_h),
+    OFF(kiln_pooling_params, pad_w),      OFF(kiln_pooling_params, post_pad_h),
+    OFF(kiln_pooling_params, post_pad_w), OFF(kiln_pooling_params, type),
+    OFF(kiln_pooling_params, exclude_padding),
+};
+
+const int64_t kSoftmax[] = {
+    OFF(kiln_softmax_params, x),     OFF(kiln_softmax_params, y),   OFF(kiln_softmax_params, outer),
+    OFF(kiln_softmax_params, len),   OFF(kiln_softmax_params, inner), OFF(kiln_softmax_params, log),
+};
+
+const int64_t kElementwise[] = {
+    OFF(kiln_elementwise_params, a),        OFF(kiln_elementwise_params, b),
+    OFF(kiln_elementwise_params, y),        OFF(kiln_elementwise_params, op),
+    OFF(kiln_elementwise_params, rank),     OFF(kiln_elementwise_params, out_dims),
+    OFF(kiln_elementwise_params, a_strides), OFF(kiln_elementwise_params, b_strides),
+};
+
+const int64_t kScale[] = {
+    OFF(kiln_scale_params, x),        OFF(kiln_scale_params, y),     OFF(kiln_scale_params, scale),
+    OFF(kiln_scale_params, shift),    OFF(kiln_scale_params, power), OFF(kiln_scale_params, count),
+    OFF(kiln_scale_params, inner),    OFF(kiln_scale_params, per_item), OFF(kiln_scale_params, mode),
+    OFF(kiln_scale_params, channels),
+};
+
+const int64_t kIdentity[] = {
+    OFF(kiln_identity_params, x),         OFF(kiln_identity_params, y),
+    OFF(kiln_identity_params, count),     OFF(kiln_identity_params, src_dtype),
+    OFF(kiln_identity_params, dst_dtype),
+};
+
+#undef OFF
+
+struct Layout {
+  int32_t id;
+  int64_t size;
+  const int64_t* offsets;
+  int32_t fields;
+};
+
+#define LAYOUT(ID, T, A) {ID, (int64_t)sizeof(T), A, (int32_t)(sizeof A / sizeof A[0])}
+
+const Layout kLayouts[] = {
+    LAYOUT(KILN_STRUCT_DEVICE_PROPS, kiln_device_props, kDeviceProps),
+    LAYOUT(KILN_STRUCT_ACTIVATION, kiln_activation_params, kActivation),
+    LAYOUT(KILN_STRUCT_CONVOLUTION, kiln_convolution_params, kConvolution),
+    LAYOUT(KILN_STRUCT_FULLY_CONNECTED, kiln_fully_connected_params, kFullyConnected),
+    LAYOUT(KILN_STRUCT_POOLING, kiln_pooling_params, kPooling),
+    LAYOUT(KILN_STRUCT_SOFTMAX, kiln_softmax_params, kSoftmax),
+    LAYOUT(KILN_STRUCT_ELEMENTWISE, kiln_elementwise_params, kElementwise),
+    LAYOUT(KILN_STRUCT_SCALE, kiln_scale_params, kScale),
+    LAYOUT(KILN_STRUCT_IDENTITY, kiln_identity_params, kIdentity),
+};
+
+#undef LAYOUT
+
+}  // namespace
+
+extern "C" KILN_API kiln_status kiln_abi_layout(int32_t struct_id, int32_t field, int64_t* out) {
+  if (!out) return kiln::fail(KILN_INVALID_ARGUMENT, "kiln_abi_layout: out is NULL");
+  for (const Layout& l : kLayouts) {
+    if (l.id != struct_id) continue;
+    if (field == -1) {
+      *out = l.size;
+    } else if (field == -2) {
+      *out = l.fields;
+    } else if (field >= 0 && field < l.fields) {
+      *out = l.offsets[field];
+    } else {
+      return kiln::fail(KILN_INVALID_ARGUMENT, "kiln_abi_layout: struct %d has %d fields, not field %d",
+                        struct_id, l.fields, field);
+    }
+    return KILN_OK;
+  }
+  return kiln::fail(KILN_INVALID_ARGUMENT, "kiln_abi_layout: unknown struct id %d", struct_id);
+}
