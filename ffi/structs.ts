@@ -1,0 +1,184 @@
+/**
+ * The parameter structs of kiln.h and their enums, mirrored field for field in declaration
+ * order. library.ts checks every layout against the compiled library when it loads.
+ */
+import { StructLayout } from "./_layout.ts";
+
+export const MAX_RANK = 8;
+
+/** KILN_F32 ... (kiln.h), by Kiln dtype name. */
+export const DTYPE_CODE = { float32: 0, float16: 1, int8: 2, int32: 3 } as const;
+
+/** KILN_ACT_* by activation type name (dsl/layers/_epilogue.ts); 0 is none. */
+export const ACTIVATION_CODE = {
+  relu: 1,
+  sigmoid: 2,
+  tanh: 3,
+  leaky_relu: 4,
+  elu: 5,
+  selu: 6,
+  softsign: 7,
+  softplus: 8,
+  clip: 9,
+  hard_sigmoid: 10,
+  scaled_tanh: 11,
+  thresholded_relu: 12,
+} as const;
+
+export const RESIDUAL_CODE = { none: 0, pre: 1, post: 2 } as const;
+
+export const ELEMENTWISE_CODE = {
+  sum: 0,
+  prod: 1,
+  max: 2,
+  min: 3,
+  sub: 4,
+  div: 5,
+  pow: 6,
+} as const;
+
+export const POOL_CODE = { max: 0, average: 1 } as const;
+export const SCALE_MODE_CODE = { uniform: 0, channel: 1, elementwise: 2 } as const;
+
+export const DEVICE_PROPS = new StructLayout(1, "kiln_device_props", [
+  ["name", "char[256]"],
+  ["major", "i32"],
+  ["minor", "i32"],
+  ["multiprocessors", "i32"],
+  ["max_threads_per_multiprocessor", "i32"],
+  ["total_memory", "u64"],
+  ["l2_cache_bytes", "i32"],
+  ["shared_memory_per_block_optin", "i32"],
+  ["driver_version", "i32"],
+  ["runtime_version", "i32"],
+  ["pci_bus_id", "i32"],
+  ["pci_device_id", "i32"],
+]);
+
+/** The epilogue fields shared by Convolution and FullyConnected. */
+const EPILOGUE = [
+  ["act", "i32"],
+  ["alpha", "f32"],
+  ["beta", "f32"],
+  ["residual_mode", "i32"],
+] as const;
+
+export const ACTIVATION_PARAMS = new StructLayout(2, "kiln_activation_params", [
+  ["x", "ptr"],
+  ["y", "ptr"],
+  ["count", "i64"],
+  ["act", "i32"],
+  ["alpha", "f32"],
+  ["beta", "f32"],
+]);
+
+export const CONVOLUTION_PARAMS = new StructLayout(3, "kiln_convolution_params", [
+  ["x", "ptr"],
+  ["w", "ptr"],
+  ["bias", "ptr"],
+  ["residual", "ptr"],
+  ["y", "ptr"],
+  ["n", "i32"],
+  ["c", "i32"],
+  ["in_h", "i32"],
+  ["in_w", "i32"],
+  ["k", "i32"],
+  ["out_h", "i32"],
+  ["out_w", "i32"],
+  ["kernel_h", "i32"],
+  ["kernel_w", "i32"],
+  ["stride_h", "i32"],
+  ["stride_w", "i32"],
+  ["pad_h", "i32"],
+  ["pad_w", "i32"],
+  ["dilation_h", "i32"],
+  ["dilation_w", "i32"],
+  ["groups", "i32"],
+  ...EPILOGUE,
+]);
+
+export const FULLY_CONNECTED_PARAMS = new StructLayout(4, "kiln_fully_connected_params", [
+  ["x", "ptr"],
+  ["w", "ptr"],
+  ["bias", "ptr"],
+  ["residual", "ptr"],
+  ["y", "ptr"],
+  ["m", "i32"],
+  ["n", "i32"],
+  ["k", "i32"],
+  ...EPILOGUE,
+]);
+
+export const POOLING_PARAMS = new StructLayout(5, "kiln_pooling_params", [
+  ["x", "ptr"],
+  ["y", "ptr"],
+  ["planes", "i32"],
+  ["in_h", "i32"],
+  ["in_w", "i32"],
+  ["out_h", "i32"],
+  ["out_w", "i32"],
+  ["window_h", "i32"],
+  ["window_w", "i32"],
+  ["stride_h", "i32"],
+  ["stride_w", "i32"],
+  ["pad_h", "i32"],
+  ["pad_w", "i32"],
+  ["post_pad_h", "i32"],
+  ["post_pad_w", "i32"],
+  ["type", "i32"],
+  ["exclude_padding", "i32"],
+]);
+
+export const SOFTMAX_PARAMS = new StructLayout(6, "kiln_softmax_params", [
+  ["x", "ptr"],
+  ["y", "ptr"],
+  ["outer", "i32"],
+  ["len", "i32"],
+  ["inner", "i32"],
+  ["log", "i32"],
+]);
+
+export const ELEMENTWISE_PARAMS = new StructLayout(7, "kiln_elementwise_params", [
+  ["a", "ptr"],
+  ["b", "ptr"],
+  ["y", "ptr"],
+  ["op", "i32"],
+  ["rank", "i32"],
+  ["out_dims", `i64[${MAX_RANK}]`],
+  ["a_strides", `i64[${MAX_RANK}]`],
+  ["b_strides", `i64[${MAX_RANK}]`],
+]);
+
+export const SCALE_PARAMS = new StructLayout(8, "kiln_scale_params", [
+  ["x", "ptr"],
+  ["y", "ptr"],
+  ["scale", "ptr"],
+  ["shift", "ptr"],
+  ["power", "ptr"],
+  ["count", "i64"],
+  ["inner", "i64"],
+  ["per_item", "i64"],
+  ["mode", "i32"],
+  ["channels", "i32"],
+]);
+
+export const IDENTITY_PARAMS = new StructLayout(9, "kiln_identity_params", [
+  ["x", "ptr"],
+  ["y", "ptr"],
+  ["count", "i64"],
+  ["src_dtype", "i32"],
+  ["dst_dtype", "i32"],
+]);
+
+/** Every struct the ABI declares, checked at load time. */
+export const ALL_STRUCTS: readonly StructLayout[] = [
+  DEVICE_PROPS,
+  ACTIVATION_PARAMS,
+  CONVOLUTION_PARAMS,
+  FULLY_CONNECTED_PARAMS,
+  POOLING_PARAMS,
+  SOFTMAX_PARAMS,
+  ELEMENTWISE_PARAMS,
+  SCALE_PARAMS,
+  IDENTITY_PARAMS,
+];
