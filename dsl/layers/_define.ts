@@ -48,6 +48,8 @@ export interface FluentCall {
   name?: string;
   /** Which output the shortcut returns (0 by default). */
   output?: number;
+  /** Weights by slot, set on the new layer (slots `addX` does not take, like RNN gates). */
+  weights?: Record<string, WeightsInput>;
 }
 
 // deno-lint-ignore no-explicit-any
