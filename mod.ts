@@ -20,4 +20,10 @@ export {
 export { type DeviceSpec } from "./runtime/device.ts";
 export { Logger, MemoryLogger, type Severity } from "./runtime/logger.ts";
 export { type LayerTime, Profiler } from "./runtime/profiler.ts";
+export { parseCheckpoint, readCheckpoint } from "./parsers/tf/checkpoint.ts";
+export { Checkpoint, type CheckpointTensor } from "./parsers/tf/checkpoint.ts";
+export { applyGates, type ConvertedRnn, gateList } from "./parsers/tf/gates.ts";
+export { kerasGruGates, kerasLstmGates } from "./parsers/tf/gates.ts";
+export { tfGruCellGates, tfLstmCellGates } from "./parsers/tf/gates.ts";
+export { onnxGruGates, onnxLstmGates, torchGruGates, torchLstmGates } from "./parsers/tf/gates.ts";
 export * from "./viz/mod.ts";
