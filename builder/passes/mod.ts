@@ -1,8 +1,15 @@
 /** The build's passes, in the order they run. */
 import type { Pass } from "../pass.ts";
 import { eliminateUnused } from "./eliminate_unused.ts";
+import { foldConstants } from "./fold_constants.ts";
 import { foldScale } from "./fold_scale.ts";
 import { fuseEpilogue } from "./fuse_epilogue.ts";
 import { removeIdentity } from "./remove_identity.ts";
 
-export const PASSES: readonly Pass[] = [eliminateUnused, removeIdentity, foldScale, fuseEpilogue];
+export const PASSES: readonly Pass[] = [
+  removeIdentity,
+  foldConstants,
+  eliminateUnused,
+  foldScale,
+  fuseEpilogue,
+];
