@@ -1,0 +1,412 @@
+/**
+ * The CUDA backend. An engine uploads the plan's weight section once; each context owns a stream,
+ * its activation arena (laid out by the plan's memory plan, builder/memory.ts) and a pinned
+ * staging area for the bindings.
+ *
+ * execute(): inputs are copied into pinned staging, then the whole network (input copies,
+ * kernels, output copies) runs as one CUDA graph captured on the first execute of each batch
+ * size and replayed afterwards: one launch per execute, instead of a launch per layer from
+ * TypeScript. Short runs wait by blocking on the stream (~10 µs); runs measured longer than
+ * LONG_RUN_MS wait on a worker thread (`nonblocking`, ~20 µs more, but the event loop stays free
+ * and other contexts' runs overlap). Profiled runs go un-graphed with CUDA events per layer.
+ */
+import { concreteDims, isBatched, itemVolume, volume } from "../../dsl/ir/dims.ts";
+import { bytesPerElement, type HostArray, newHostArray } from "../../dsl/ir/dtype.ts";
+import { KilnError } from "../../errors.ts";
+import {
+  DeviceBuffer,
+  type DeviceProps,
+  Event,
+  type Graph,
+  type NativeLibrary,
+  PinnedBuffer,
+  Stream,
+} from "../../ffi/mod.ts";
+import type { Manifest, PlanDevice } from "../../plan/mod.ts";
+import type {
+  Backend,
+  BackendContext,
+  BackendEngine,
+  ExecuteRequest,
+  ExecuteResult,
+  LoadedPlan,
+} from "../backend.ts";
+import { CUDA_KERNELS, type LaunchTensor } from "./kernels.ts";
+
+/** Runs longer than this wait through a nonblocking call instead of blocking the thread. */
+const LONG_RUN_MS = 1;
+
+export interface CudaBackendOptions {
+  /**
+   * Fill every activation with NaN bytes before each run (inside the graph), so an element a
+   * kernel fails to write shows up as NaN. For tests; also enabled by KILN_CUDA_POISON=1.
+   */
+  poisonActivations?: boolean;
+  /**
+   * Runs measured longer than this (milliseconds, default 1) wait on a worker thread
+   * (`nonblocking`); shorter ones block. 0 makes every run after the first wait on a worker.
+   */
+  longRunMs?: number;
+}
+
+export class CudaBackend implements Backend {
+  readonly device: PlanDevice;
+
+  constructor(
+    readonly lib: NativeLibrary,
+    readonly props: DeviceProps,
+    readonly options: CudaBackendOptions = {},
+  ) {
+    this.device = { kind: "cuda", arch: props.arch, name: props.name };
+  }
+
+  get ordinal(): number {
+    return this.props.ordinal;
+  }
+
+  supports(kind: string): boolean {
+    return Object.hasOwn(CUDA_KERNELS, kind);
+  }
+
+  load(plan: LoadedPlan): BackendEngine {
+    const problems = plan.manifest.layers.flatMap((l) => {
+      const why = CUDA_KERNELS[l.kind]?.unsupported?.(l);
+      return why ? [{ layer: l.name, message: `${l.kind} layer "${l.name}": ${why}` }] : [];
+    });
+    if (problems.length) {
+      throw new KilnError(
+        "UNSUPPORTED",
+        `the CUDA backend cannot run: ${problems.map((p) => p.message).join("; ")}`,
+        { layer: problems[0].layer, problems },
+      );
+    }
+    return new CudaEngine(this, plan);
+  }
+}
+
+interface BindingSlot {
+  tensor: number;
+  /** Offsets in the arena and in pinned staging. */
+  arena: number;
+  staging: number;
+  bytesPerItem: number;
+  batched: boolean;
+  dtype: Manifest["tensors"][number]["dtype"];
+  elementsPerItem: number;
+}
+
+export class CudaEngine implements BackendEngine {
+  /** Arena offset of each tensor, and the arena's size, from the plan's memory plan. */
+  readonly arena: { offsets: number[]; bytes: number };
+  #weights: DeviceBuffer | undefined;
+
+  constructor(readonly backend: CudaBackend, readonly plan: LoadedPlan) {
+    this.arena = checkedArena(plan.manifest);
+    const w = plan.weightSection;
+    this.#weights = DeviceBuffer.alloc(backend.lib, backend.ordinal, w.byteLength);
+    this.#weights.upload(w);
+  }
+
+  get weightBytes(): number {
+    return this.plan.weightSection.byteLength;
+  }
+
+  get weights(): DeviceBuffer {
+    if (!this.#weights) throw new KilnError("INVALID_ARGUMENT", "the engine has been disposed");
+    return this.#weights;
+  }
+
+  createContext(): BackendContext {
+    return new CudaContext(this);
+  }
+
+  [Symbol.dispose](): void {
+    this.#weights?.[Symbol.dispose]();
+    this.#weights = undefined;
+  }
+}
+
+export class CudaContext implements BackendContext {
+  readonly #lib: NativeLibrary;
+  readonly #engine: CudaEngine;
+  readonly #manifest: Manifest;
+  #stream: Stream;
+  #arena: DeviceBuffer;
+  #staging: PinnedBuffer;
+  #inputs: BindingSlot[] = [];
+  #outputs: BindingSlot[] = [];
+  #graphs = new Map<number, Graph>();
+  /** Graphs of the layers alone (no binding copies), for device timing. */
+  #kernelGraphs = new Map<number, Graph>();
+  /** Last measured wall time of a run, per batch size. */
+  #runMs = new Map<number, number>();
+  #events: Event[] = [];
+  #poison: boolean;
+  #longRunMs: number;
+  /** Executes run one after another on this context's stream. */
+  #tail: Promise<unknown> = Promise.resolve();
+  #pending = 0;
+  #disposed = false;
+
+  constructor(engine: CudaEngine) {
+    this.#engine = engine;
+    this.#lib = engine.backend.lib;
+    this.#manifest = engine.plan.manifest;
+    const device = engine.backend.ordinal;
+    this.#poison = engine.backend.options.poisonActivations ?? envPoison();
+    this.#longRunMs = engine.backend.options.longRunMs ?? LONG_RUN_MS;
+    const m = this.#manifest;
+    let staging = 0;
+    const slot = (tensor: number): BindingSlot => {
+      const t = m.tensors[tensor];
+      const s: BindingSlot = {
+        tensor,
+        arena: engine.arena.offsets[tensor],
+        staging,
+        bytesPerItem: itemVolume(t.dims) * bytesPerElement(t.dtype),
+        batched: isBatched(t.dims),
+        dtype: t.dtype,
+        elementsPerItem: itemVolume(t.dims),
+      };
+      staging += align(s.bytesPerItem * (s.batched ? m.maxBatchSize : 1));
+      return s;
+    };
+    this.#inputs = m.bindings.filter((b) => b.isInput).map((b) => slot(b.tensor));
+    this.#outputs = m.bindings.filter((b) => !b.isInput).map((b) => slot(b.tensor));
+    const stream = Stream.create(this.#lib, device);
+    try {
+      this.#arena = DeviceBuffer.alloc(this.#lib, device, engine.arena.bytes);
+      try {
+        this.#staging = PinnedBuffer.alloc(this.#lib, staging);
+      } catch (e) {
+        this.#arena[Symbol.dispose]();
+        throw e;
+      }
+    } catch (e) {
+      stream[Symbol.dispose]();
+      throw e;
+    }
+    this.#stream = stream;
+  }
+
+  execute(req: ExecuteRequest): Promise<ExecuteResult> {
+    if (this.#disposed) {
+      return Promise.reject(
+        new KilnError("INVALID_ARGUMENT", "the execution context has been disposed"),
+      );
+    }
+    // Serialize on this context; the common case (nothing pending) runs right away.
+    this.#pending++;
+    const run = this.#pending === 1 ? this.#run(req) : this.#tail.then(() => this.#run(req));
+    const done = run.finally(() => {
+      if (--this.#pending === 0 && this.#disposed) this.#release();
+    });
+    this.#tail = done.catch(() => {});
+    return done;
+  }
+
+  async #run(req: ExecuteRequest): Promise<ExecuteResult> {
+    const batch = req.batchSize;
+    const staging = this.#staging.bytes;
+    for (const s of this.#inputs) {
+      const data = req.inputs.get(s.tensor);
+      if (!data) throw new KilnError("INTERNAL", `no data for input tensor ${s.tensor}`);
+      staging.set(
+        new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+        s.staging,
+      );
+    }
+    let layerMs: number[] | undefined;
+    let t0: number;
+    if (req.profile) {
+      t0 = performance.now();
+      layerMs = this.#enqueue(batch, true);
+    } else {
+      let graph = this.#graphs.get(batch);
+      if (!graph) {
+        graph = this.#capture(batch);
+        this.#graphs.set(batch, graph);
+      }
+      t0 = performance.now();
+      graph.launch(this.#stream);
+    }
+    if ((this.#runMs.get(batch) ?? -1) >= this.#longRunMs) await this.#stream.synchronizeAsync();
+    else this.#stream.synchronize();
+    this.#runMs.set(batch, performance.now() - t0);
+    if (layerMs) {
+      for (let i = 0; i < layerMs.length; i++) {
+        layerMs[i] = this.#events[i].elapsedMs(this.#events[i + 1]);
+      }
+    }
+    const outputs = new Map<number, HostArray>();
+    for (const t of req.outputs) {
+      const s = this.#outputs.find((o) => o.tensor === t);
+      if (!s) throw new KilnError("INTERNAL", `tensor ${t} is not an output binding`);
+      const n = s.elementsPerItem * (s.batched ? batch : 1);
+      const out = newHostArray(s.dtype, n);
+      new Uint8Array(out.buffer).set(staging.subarray(s.staging, s.staging + out.byteLength));
+      outputs.set(t, out);
+    }
+    return { outputs, layerMs };
+  }
+
+  /**
+   * Device time of the network alone: `runs` back-to-back replays of a graph of its layers (no
+   * binding copies: inputs and outputs stay on the device), each between two CUDA events.
+   * Returns the per-run milliseconds. For benchmarks (as trtexec's GPU compute time).
+   */
+  deviceTimesMs(batch: number, runs: number): number[] {
+    if (this.#disposed || this.#pending) {
+      throw new KilnError("INVALID_ARGUMENT", "the context is disposed or busy");
+    }
+    let graph = this.#kernelGraphs.get(batch);
+    if (!graph) {
+      graph = this.#capture(batch, false);
+      this.#kernelGraphs.set(batch, graph);
+    }
+    const events = Array.from(
+      { length: runs + 1 },
+      () => Event.create(this.#lib, this.#stream.device),
+    );
+    try {
+      events[0].record(this.#stream);
+      for (let i = 0; i < runs; i++) {
+        graph.launch(this.#stream);
+        events[i + 1].record(this.#stream);
+      }
+      this.#stream.synchronize();
+      return events.slice(1).map((e, i) => events[i].elapsedMs(e));
+    } finally {
+      for (const e of events) e[Symbol.dispose]();
+    }
+  }
+
+  /** Records the whole run of one batch size (or its layers alone) into a CUDA graph. */
+  #capture(batch: number, copies = true): Graph {
+    this.#stream.beginCapture();
+    try {
+      this.#enqueue(batch, false, copies);
+    } catch (e) {
+      try {
+        this.#stream.endCapture()[Symbol.dispose]();
+      } catch {
+        // the capture was invalidated by the failure: nothing to keep
+      }
+      throw e;
+    }
+    return this.#stream.endCapture();
+  }
+
+  /**
+   * Enqueues input copies, every layer and output copies. With `profile`, records an event
+   * before each layer and after the last; returns the array the times go into.
+   */
+  #enqueue(batch: number, profile: boolean, copies = true): number[] | undefined {
+    const m = this.#manifest, lib = this.#lib, stream = this.#stream;
+    const arena = this.#arena, staging = this.#staging;
+    const bytes = (s: BindingSlot) => s.bytesPerItem * (s.batched ? batch : 1);
+    if (this.#poison && copies) stream.memsetAsync(arena.at(0), 0xff, arena.bytes);
+    if (copies) {
+      for (const s of this.#inputs) {
+        stream.copyAsync(arena.at(s.arena), staging.at(s.staging), bytes(s));
+      }
+    }
+    const tensor = (t: number): LaunchTensor => ({
+      ptr: arena.at(this.#engine.arena.offsets[t]),
+      dims: concreteDims(m.tensors[t].dims, batch),
+      dtype: m.tensors[t].dtype,
+    });
+    if (profile) {
+      while (this.#events.length < m.layers.length + 1) {
+        this.#events.push(Event.create(lib, stream.device));
+      }
+    }
+    const weights = this.#engine.weights;
+    m.layers.forEach((layer, i) => {
+      if (profile) this.#events[i].record(stream);
+      const w: Record<string, Deno.PointerValue> = {};
+      for (const [slot, ref] of Object.entries(layer.weights)) w[slot] = weights.at(ref.offset);
+      CUDA_KERNELS[layer.kind].launch({
+        lib,
+        stream,
+        layer,
+        inputs: layer.inputs.map(tensor),
+        outputs: layer.outputs.map(tensor),
+        weights: w,
+      });
+    });
+    if (profile) this.#events[m.layers.length].record(stream);
+    if (copies) {
+      for (const s of this.#outputs) {
+        stream.copyAsync(staging.at(s.staging), arena.at(s.arena), bytes(s));
+      }
+    }
+    return profile ? new Array<number>(m.layers.length).fill(0) : undefined;
+  }
+
+  [Symbol.dispose](): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    // A run still waiting on the stream releases everything when it finishes.
+    if (this.#pending === 0) this.#release();
+  }
+
+  #release(): void {
+    try {
+      this.#stream.synchronize();
+    } finally {
+      for (const g of [...this.#graphs.values(), ...this.#kernelGraphs.values()]) {
+        g[Symbol.dispose]();
+      }
+      this.#graphs.clear();
+      this.#kernelGraphs.clear();
+      for (const e of this.#events) e[Symbol.dispose]();
+      this.#events = [];
+      this.#stream[Symbol.dispose]();
+      this.#arena[Symbol.dispose]();
+      this.#staging[Symbol.dispose]();
+    }
+  }
+}
+
+/**
+ * The memory plan, checked: kernels write through these offsets, so a plan whose tensors do not
+ * fit its arena (a corrupted or hand-edited file) is refused instead of corrupting device memory.
+ */
+function checkedArena(m: Manifest): { offsets: number[]; bytes: number } {
+  const { offsets, arenaBytes } = m.memory;
+  if (offsets.length !== m.tensors.length) {
+    throw new KilnError(
+      "PLAN_INVALID",
+      `invalid plan: the memory plan has ${offsets.length} offsets for ${m.tensors.length} tensors`,
+    );
+  }
+  m.tensors.forEach((t, i) => {
+    const bytes = volume(concreteDims(t.dims, m.maxBatchSize)) * bytesPerElement(t.dtype);
+    if (offsets[i] % 16 !== 0 || offsets[i] + bytes > arenaBytes) {
+      throw new KilnError(
+        "PLAN_INVALID",
+        `invalid plan: tensor "${t.name}" (${bytes} bytes at offset ${
+          offsets[i]
+        }) does not fit the ${arenaBytes}-byte activation arena`,
+        { tensor: t.name },
+      );
+    }
+  });
+  return { offsets, bytes: arenaBytes };
+}
+
+/** Staging alignment: whole cache lines, 16-byte vectors. */
+const TENSOR_ALIGNMENT = 256;
+
+function align(n: number): number {
+  return Math.ceil(n / TENSOR_ALIGNMENT) * TENSOR_ALIGNMENT;
+}
+
+function envPoison(): boolean {
+  try {
+    return Deno.env.get("KILN_CUDA_POISON") === "1";
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,331 @@
+/**
+ * The CUDA kernel table: one entry per layer kind, turning a manifest layer and the concrete
+ * shapes of one batch into a packed parameter struct and a launch on the context's stream.
+ * A kind missing here is reported by `supports()` and named by the builder.
+ *
+ * Adding a kind: its kiln.h struct and launch, its mirror in ffi/structs.ts and ffi/symbols.ts,
+ * and an entry below.
+ */
+import { normalizeAxis, volume } from "../../dsl/ir/dims.ts";
+import type { DType } from "../../dsl/ir/dtype.ts";
+import { activationParams, type ActivationSpec } from "../../dsl/layers/_epilogue.ts";
+import { poolGeometry, type PoolingAttrs } from "../../dsl/layers/pooling.ts";
+import { KilnError } from "../../errors.ts";
+import {
+  ACTIVATION_CODE,
+  ACTIVATION_PARAMS,
+  check,
+  CONVOLUTION_PARAMS,
+  DTYPE_CODE,
+  ELEMENTWISE_CODE,
+  ELEMENTWISE_PARAMS,
+  FULLY_CONNECTED_PARAMS,
+  IDENTITY_PARAMS,
+  MAX_RANK,
+  type NativeLibrary,
+  POOL_CODE,
+  POOLING_PARAMS,
+  RESIDUAL_CODE,
+  SCALE_MODE_CODE,
+  SCALE_PARAMS,
+  SOFTMAX_PARAMS,
+  type Stream,
+} from "../../ffi/mod.ts";
+import type { ManifestLayer } from "../../plan/mod.ts";
+
+export interface LaunchTensor {
+  ptr: Deno.PointerValue;
+  /** Concrete dims at this batch. */
+  dims: number[];
+  dtype: DType;
+}
+
+export interface LaunchArgs {
+  lib: NativeLibrary;
+  stream: Stream;
+  layer: ManifestLayer;
+  inputs: LaunchTensor[];
+  outputs: LaunchTensor[];
+  /** Device address of each weight slot present. */
+  weights: Record<string, Deno.PointerValue>;
+}
+
+export interface CudaKernel {
+  /** Why this layer cannot run on the GPU (checked once at load), or undefined. */
+  unsupported?(layer: ManifestLayer): string | undefined;
+  /** Enqueues the layer on `args.stream`. */
+  launch(args: LaunchArgs): void;
+}
+
+type Symbols = NativeLibrary["symbols"];
+type LaunchSymbol = {
+  [K in keyof Symbols]: K extends `kiln_launch_${string}` ? K : never;
+}[keyof Symbols];
+
+function launch(args: LaunchArgs, symbol: LaunchSymbol, params: Uint8Array<ArrayBuffer>): void {
+  const st = args.lib.symbols[symbol](params, args.stream.handle);
+  check(args.lib, st, `${symbol} (layer "${args.layer.name}")`);
+}
+
+/** Kernels here compute in float32: other weight dtypes are a load-time diagnostic. */
+function float32Weights(layer: ManifestLayer): string | undefined {
+  for (const [slot, w] of Object.entries(layer.weights)) {
+    if (w.dtype !== "float32") return `weights "${slot}" are ${w.dtype}; the kernel reads float32`;
+  }
+  return undefined;
+}
+
+interface EpilogueAttrs {
+  activation?: ActivationSpec;
+  residual?: "pre" | "post";
+}
+
+function epilogue(a: EpilogueAttrs, inputs: LaunchTensor[]) {
+  const act = a.activation ? activationParams(a.activation) : { alpha: 0, beta: 0 };
+  return {
+    act: a.activation ? ACTIVATION_CODE[a.activation.type] : 0,
+    alpha: act.alpha,
+    beta: act.beta,
+    residual_mode: RESIDUAL_CODE[a.residual ?? "none"],
+    residual: a.residual ? inputs[inputs.length - 1].ptr : null,
+  };
+}
+
+/** Strides reading `inDims` broadcast to `outDims` (numpy rules: 0 along broadcast dims). */
+function broadcastStrides(inDims: number[], outDims: number[]): number[] {
+  const rank = outDims.length;
+  const strides = new Array<number>(rank).fill(0);
+  let acc = 1;
+  for (let i = inDims.length - 1; i >= 0; i--) {
+    const o = rank - inDims.length + i;
+    strides[o] = inDims[i] === 1 && outDims[o] !== 1 ? 0 : acc;
+    acc *= inDims[i];
+  }
+  return strides;
+}
+
+const activation: CudaKernel = {
+  launch(a) {
+    const spec = a.layer.attrs as ActivationSpec;
+    const { alpha, beta } = activationParams(spec);
+    launch(
+      a,
+      "kiln_launch_activation",
+      ACTIVATION_PARAMS.pack({
+        x: a.inputs[0].ptr,
+        y: a.outputs[0].ptr,
+        count: volume(a.outputs[0].dims),
+        act: ACTIVATION_CODE[spec.type],
+        alpha,
+        beta,
+      }),
+    );
+  },
+};
+
+interface ConvAttrs extends EpilogueAttrs {
+  kernel: [number, number];
+  stride: [number, number];
+  padding: [number, number];
+  dilation: [number, number];
+  groups: number;
+}
+
+const convolution: CudaKernel = {
+  unsupported: float32Weights,
+  launch(a) {
+    const at = a.layer.attrs as unknown as ConvAttrs;
+    const [n, c, h, w] = a.inputs[0].dims;
+    const [, k, oh, ow] = a.outputs[0].dims;
+    launch(
+      a,
+      "kiln_launch_convolution",
+      CONVOLUTION_PARAMS.pack({
+        x: a.inputs[0].ptr,
+        w: a.weights.weights,
+        bias: a.weights.bias ?? null,
+        y: a.outputs[0].ptr,
+        n,
+        c,
+        in_h: h,
+        in_w: w,
+        k,
+        out_h: oh,
+        out_w: ow,
+        kernel_h: at.kernel[0],
+        kernel_w: at.kernel[1],
+        stride_h: at.stride[0],
+        stride_w: at.stride[1],
+        pad_h: at.padding[0],
+        pad_w: at.padding[1],
+        dilation_h: at.dilation[0],
+        dilation_w: at.dilation[1],
+        groups: at.groups,
+        ...epilogue(at, a.inputs),
+      }),
+    );
+  },
+};
+
+const fullyConnected: CudaKernel = {
+  unsupported: float32Weights,
+  launch(a) {
+    const at = a.layer.attrs as unknown as EpilogueAttrs & { outputs: number; axis: number };
+    const dims = a.inputs[0].dims;
+    launch(
+      a,
+      "kiln_launch_fully_connected",
+      FULLY_CONNECTED_PARAMS.pack({
+        x: a.inputs[0].ptr,
+        w: a.weights.weights,
+        bias: a.weights.bias ?? null,
+        y: a.outputs[0].ptr,
+        m: volume(dims, 0, at.axis),
+        n: at.outputs,
+        k: volume(dims, at.axis),
+        ...epilogue(at, a.inputs),
+      }),
+    );
+  },
+};
+
+const pooling: CudaKernel = {
+  launch(a) {
+    const at = a.layer.attrs as unknown as PoolingAttrs;
+    const [n, c, h, w] = a.inputs[0].dims;
+    const [, , oh, ow] = a.outputs[0].dims;
+    const g = poolGeometry(at, h, w);
+    launch(
+      a,
+      "kiln_launch_pooling",
+      POOLING_PARAMS.pack({
+        x: a.inputs[0].ptr,
+        y: a.outputs[0].ptr,
+        planes: n * c,
+        in_h: h,
+        in_w: w,
+        out_h: oh,
+        out_w: ow,
+        window_h: g.window[0],
+        window_w: g.window[1],
+        stride_h: g.stride[0],
+        stride_w: g.stride[1],
+        pad_h: g.pad[0],
+        pad_w: g.pad[1],
+        post_pad_h: g.post[0],
+        post_pad_w: g.post[1],
+        type: POOL_CODE[at.type],
+        exclude_padding: at.excludePadding ? 1 : 0,
+      }),
+    );
+  },
+};
+
+const softmax: CudaKernel = {
+  launch(a) {
+    const at = a.layer.attrs as { axis: number; log: boolean };
+    const dims = a.inputs[0].dims;
+    const axis = normalizeAxis(at.axis, dims.length);
+    launch(
+      a,
+      "kiln_launch_softmax",
+      SOFTMAX_PARAMS.pack({
+        x: a.inputs[0].ptr,
+        y: a.outputs[0].ptr,
+        outer: volume(dims, 0, axis),
+        len: dims[axis],
+        inner: volume(dims, axis + 1),
+        log: at.log ? 1 : 0,
+      }),
+    );
+  },
+};
+
+const elementwise: CudaKernel = {
+  unsupported(layer) {
+    return layer.inputs.length < 2 ? "ElementWise needs two or more inputs" : undefined;
+  },
+  launch(a) {
+    const op = ELEMENTWISE_CODE[(a.layer.attrs as { op: keyof typeof ELEMENTWISE_CODE }).op];
+    const out = a.outputs[0];
+    if (out.dims.length > MAX_RANK) {
+      throw new KilnError(
+        "UNSUPPORTED",
+        `ElementWise of rank ${out.dims.length} (the CUDA kernel takes up to ${MAX_RANK})`,
+        { layer: a.layer.name },
+      );
+    }
+    // Left fold like the CPU: y = in0 op in1, then y = y op in_k (y read in place).
+    const full = broadcastStrides(out.dims, out.dims);
+    for (let k = 1; k < a.inputs.length; k++) {
+      const left = k === 1 ? a.inputs[0] : out;
+      launch(
+        a,
+        "kiln_launch_elementwise",
+        ELEMENTWISE_PARAMS.pack({
+          a: left.ptr,
+          b: a.inputs[k].ptr,
+          y: out.ptr,
+          op,
+          rank: out.dims.length,
+          out_dims: out.dims,
+          a_strides: k === 1 ? broadcastStrides(left.dims, out.dims) : full,
+          b_strides: broadcastStrides(a.inputs[k].dims, out.dims),
+        }),
+      );
+    }
+  },
+};
+
+const scale: CudaKernel = {
+  unsupported: float32Weights,
+  launch(a) {
+    const at = a.layer.attrs as { mode: keyof typeof SCALE_MODE_CODE; channelAxis: number };
+    const dims = a.inputs[0].dims;
+    const count = volume(dims);
+    const perItem = Object.values(a.layer.weights)[0]?.count ?? 1;
+    launch(
+      a,
+      "kiln_launch_scale",
+      SCALE_PARAMS.pack({
+        x: a.inputs[0].ptr,
+        y: a.outputs[0].ptr,
+        scale: a.weights.scale ?? null,
+        shift: a.weights.shift ?? null,
+        power: a.weights.power ?? null,
+        count,
+        inner: at.mode === "channel" ? volume(dims, at.channelAxis + 1) : 1,
+        per_item: at.mode === "elementwise" ? perItem : 1,
+        mode: SCALE_MODE_CODE[at.mode],
+        channels: at.mode === "channel" ? dims[at.channelAxis] : 1,
+      }),
+    );
+  },
+};
+
+const identity: CudaKernel = {
+  launch(a) {
+    launch(
+      a,
+      "kiln_launch_identity",
+      IDENTITY_PARAMS.pack({
+        x: a.inputs[0].ptr,
+        y: a.outputs[0].ptr,
+        count: volume(a.outputs[0].dims),
+        src_dtype: DTYPE_CODE[a.inputs[0].dtype],
+        dst_dtype: DTYPE_CODE[a.outputs[0].dtype],
+      }),
+    );
+  },
+};
+
+export const CUDA_KERNELS: Record<string, CudaKernel> = {
+  Activation: activation,
+  Convolution: convolution,
+  ElementWise: elementwise,
+  FullyConnected: fullyConnected,
+  Identity: identity,
+  Pooling: pooling,
+  Scale: scale,
+  SoftMax: softmax,
+};
