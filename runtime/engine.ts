@@ -3,10 +3,13 @@
  * weights; any number of contexts share them, each with its own activations. Inputs are
  * checked (names, dtypes, sizes, batch) before any work is started.
  */
-import { type Dims, isBatched, itemVolume } from "../dsl/ir/dims.ts";
-import { type DType, dtypeOfArray, type HostArray } from "../dsl/ir/dtype.ts";
+import { type Dims, formatDims, isBatched, itemVolume, sameDims } from "../dsl/ir/dims.ts";
+import { bytesPerElement, type DType, dtypeOfArray, type HostArray } from "../dsl/ir/dtype.ts";
+import { parseAttrs } from "../dsl/layers/_define.ts";
+import { type AnyDef, checkWeights, inferShapeOf } from "../dsl/layers/_check.ts";
+import { isLayerKind, LAYERS } from "../dsl/layers/mod.ts";
 import { KilnError } from "../errors.ts";
-import { type PlanData, type PlanHeader, readPlan } from "../plan/mod.ts";
+import { type Manifest, type PlanData, type PlanHeader, readPlan } from "../plan/mod.ts";
 import type { Backend, BackendContext, BackendEngine, LoadedPlan } from "./backend.ts";
 import { type DeviceSpec, selectBackend } from "./device.ts";
 import { Logger } from "./logger.ts";
@@ -91,6 +94,7 @@ export class Engine implements Disposable {
       );
     }
     this.#loaded = { manifest: m, weights: weightViews(plan), weightSection: plan.weights };
+    checkManifest(m, this.#loaded.weights);
     this.#backend = backend.load(this.#loaded);
     registry.register(this, this.#backend, this);
     this.passes = m.build.passes;
@@ -308,6 +312,126 @@ export async function deserializeEngine(
   }
   const backend = await selectBackend(options.device ?? "auto", options.logger ?? new Logger());
   return Engine.load(bytes, backend);
+}
+
+/**
+ * The checksum and hashes catch a damaged plan, not one written with valid hashes around a
+ * wrong manifest (crafted, or from a buggy builder). Before a kernel sees it, every layer is
+ * checked as verify() checks a network (attributes, input count, output shapes and dtypes,
+ * weights), layers must run after the writers of their inputs, each tensor has one writer, and
+ * tensors live at the same time must not share arena bytes.
+ */
+function checkManifest(m: Manifest, weights: Record<string, HostArray>[]): void {
+  const fail = (message: string, where: { layer?: string; tensor?: string } = {}): never => {
+    throw new KilnError("PLAN_INVALID", `invalid plan: ${message}`, where);
+  };
+  const tname = (t: number) => `tensor ${t} ("${m.tensors[t].name}")`;
+  const names = new Set<string>();
+  const written = new Set<number>();
+  for (const b of m.bindings) {
+    if (names.has(b.name)) fail(`two bindings are named "${b.name}"`, { tensor: b.name });
+    names.add(b.name);
+    if (b.isInput) written.add(b.tensor);
+  }
+  m.layers.forEach((l, li) => {
+    const where = { layer: l.name };
+    for (const t of l.inputs) {
+      if (!written.has(t)) fail(`layer "${l.name}" reads ${tname(t)} before it is written`, where);
+    }
+    for (const t of l.outputs) {
+      if (written.has(t)) fail(`layer "${l.name}" writes ${tname(t)}, already written`, where);
+      written.add(t);
+    }
+    if (!isLayerKind(l.kind)) fail(`layer "${l.name}" has unknown kind "${l.kind}"`, where);
+    const def = LAYERS[l.kind as keyof typeof LAYERS] as AnyDef;
+    if (l.inputs.length < def.inputs.min || l.inputs.length > def.inputs.max) {
+      fail(
+        `layer "${l.name}" has ${l.inputs.length} inputs; ${def.kind} takes ${def.inputs.min}..${def.inputs.max}`,
+        where,
+      );
+    }
+    try {
+      const ws = new Map(
+        Object.entries(l.weights).map((
+          [slot, w],
+        ) => [slot, { dtype: w.dtype, values: weights[li][slot] }]),
+      );
+      const ctx = {
+        layer: l.name,
+        inputs: l.inputs.map((t) => ({ dims: m.tensors[t].dims, dtype: m.tensors[t].dtype })),
+        attrs: parseAttrs(def, l.name, l.attrs),
+        weights: ws,
+      };
+      const outs = inferShapeOf(def, ctx);
+      if (outs.length !== l.outputs.length) {
+        fail(
+          `layer "${l.name}" has ${l.outputs.length} outputs; its attributes give ${outs.length}`,
+          where,
+        );
+      }
+      outs.forEach((o, i) => {
+        const t = m.tensors[l.outputs[i]];
+        if (!sameDims(o.dims, t.dims) || o.dtype !== t.dtype) {
+          fail(
+            `layer "${l.name}" output ${tname(l.outputs[i])} is ${
+              formatDims(t.dims)
+            } ${t.dtype} but its inputs and attributes give ${formatDims(o.dims)} ${o.dtype}`,
+            where,
+          );
+        }
+      });
+      const problems = checkWeights(def, ctx, ws, false);
+      if (problems.length) fail(`layer "${l.name}": ${problems.join("; ")}`, where);
+    } catch (e) {
+      if (e instanceof KilnError && e.code === "PLAN_INVALID") throw e;
+      throw new KilnError("PLAN_INVALID", `invalid plan: ${(e as Error).message}`, {
+        ...where,
+        cause: e,
+      });
+    }
+  });
+  for (const b of m.bindings) {
+    if (!b.isInput && !written.has(b.tensor)) {
+      fail(`output "${b.name}" is written by no layer`, { tensor: b.name });
+    }
+  }
+  checkArena(m, fail);
+}
+
+/** Tensors whose lifetimes overlap (as builder/memory.ts defines them) must not share bytes. */
+function checkArena(m: Manifest, fail: (message: string) => never): void {
+  const n = m.tensors.length;
+  const first = new Array<number>(n).fill(Infinity), last = new Array<number>(n).fill(-Infinity);
+  m.layers.forEach((l, i) => {
+    for (const t of [...l.inputs, ...l.outputs]) {
+      first[t] = Math.min(first[t], i);
+      last[t] = Math.max(last[t], i);
+    }
+  });
+  for (const b of m.bindings) {
+    if (b.isInput) first[b.tensor] = Math.min(first[b.tensor], -1);
+    else last[b.tensor] = Math.max(last[b.tensor], m.layers.length);
+  }
+  const size = m.tensors.map((t) =>
+    t.dims.reduce<number>((a, d) => a * (d === "N" ? m.maxBatchSize : d), 1) *
+    bytesPerElement(t.dtype)
+  );
+  const off = m.memory.offsets;
+  const used = [...m.tensors.keys()].filter((i) => Number.isFinite(first[i]) && size[i] > 0);
+  used.sort((a, b) => off[a] - off[b]);
+  for (let x = 0; x < used.length; x++) {
+    const a = used[x];
+    for (let y = x + 1; y < used.length && off[used[y]] < off[a] + size[a]; y++) {
+      const b = used[y];
+      if (first[a] <= last[b] && first[b] <= last[a]) {
+        fail(
+          `tensors ${a} ("${m.tensors[a].name}") and ${b} ("${
+            m.tensors[b].name
+          }") are live together but share arena bytes`,
+        );
+      }
+    }
+  }
 }
 
 function weightViews(plan: PlanData): Record<string, HostArray>[] {

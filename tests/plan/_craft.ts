@@ -4,7 +4,9 @@
  * hashes) so that the reader's later checks are reached rather than only the checksum.
  */
 import { createHash } from "node:crypto";
+import { N, Network } from "../../dsl/network.ts";
 import { inspectPlan, readPlan } from "../../plan/mod.ts";
+import { randomArray, rng } from "../_util.ts";
 
 export const FIXED = 20;
 export const CHECKSUM_BYTES = 32;
@@ -81,4 +83,31 @@ export function resum(bytes: Uint8Array): Uint8Array {
   const end = bytes.length - CHECKSUM_BYTES;
   bytes.set(createHash("sha256").update(bytes.subarray(0, end)).digest(), end);
   return bytes;
+}
+
+/** A network touching every spine kind, with weights in several layers and a float16 detour. */
+export function planTestNetwork(seed = 1): Network {
+  const r = rng(seed);
+  const net = new Network();
+  const x = net.input("data", [N, 2, 8, 8]);
+  const a = x
+    .scale({ mode: "channel", scale: randomArray(2, r), shift: randomArray(2, r) })
+    .conv({
+      outputs: 4,
+      kernel: 3,
+      padding: 1,
+      weights: randomArray(4 * 2 * 9, r),
+      bias: randomArray(4, r),
+      activation: { type: "relu" },
+    });
+  const b = x.conv({ outputs: 4, kernel: 1, weights: randomArray(8, r) }).sigmoid();
+  const merged = a.add(b).maxPool({ window: 2 }).cast("float16").cast("float32");
+  const logits = merged.fc({
+    outputs: 5,
+    weights: randomArray(5 * 64, r),
+    bias: randomArray(5, r),
+  });
+  net.markOutput(logits.softmax(), "prob");
+  net.markOutput(merged.avgPool({ window: 4, global: true }), "pooled");
+  return net;
 }

@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { buildEngine } from "../../builder/build.ts";
 import { KilnError } from "../../errors.ts";
-import { N, Network } from "../../dsl/network.ts";
 import {
   inspectPlan,
   KILN_VERSION,
@@ -12,34 +11,7 @@ import {
 import { deserializeEngine, type Engine } from "../../runtime/engine.ts";
 import { Logger } from "../../runtime/logger.ts";
 import { randomArray, rng } from "../_util.ts";
-import { assemblePlan, resum, splitPlan } from "./_craft.ts";
-
-/** A network touching every spine kind, with weights in several layers and a float16 detour. */
-export function planTestNetwork(seed = 1): Network {
-  const r = rng(seed);
-  const net = new Network();
-  const x = net.input("data", [N, 2, 8, 8]);
-  const a = x
-    .scale({ mode: "channel", scale: randomArray(2, r), shift: randomArray(2, r) })
-    .conv({
-      outputs: 4,
-      kernel: 3,
-      padding: 1,
-      weights: randomArray(4 * 2 * 9, r),
-      bias: randomArray(4, r),
-      activation: { type: "relu" },
-    });
-  const b = x.conv({ outputs: 4, kernel: 1, weights: randomArray(8, r) }).sigmoid();
-  const merged = a.add(b).maxPool({ window: 2 }).cast("float16").cast("float32");
-  const logits = merged.fc({
-    outputs: 5,
-    weights: randomArray(5 * 64, r),
-    bias: randomArray(5, r),
-  });
-  net.markOutput(logits.softmax(), "prob");
-  net.markOutput(merged.avgPool({ window: 4, global: true }), "pooled");
-  return net;
-}
+import { assemblePlan, planTestNetwork, resum, splitPlan } from "./_craft.ts";
 
 async function build(): Promise<Engine> {
   return await buildEngine(planTestNetwork(), {
