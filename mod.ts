@@ -27,3 +27,4 @@ export { kerasGruGates, kerasLstmGates } from "./parsers/tf/gates.ts";
 export { tfGruCellGates, tfLstmCellGates } from "./parsers/tf/gates.ts";
 export { onnxGruGates, onnxLstmGates, torchGruGates, torchLstmGates } from "./parsers/tf/gates.ts";
 export * from "./viz/mod.ts";
+export { parseCaffe, readCaffeBlob } from "./parsers/caffe/mod.ts";
