@@ -29,7 +29,7 @@ extern "C" {
 #endif
 
 /* Bumped whenever a signature, a struct layout or an enum value changes. */
-#define KILN_ABI_VERSION 1
+#define KILN_ABI_VERSION 2
 
 #if defined(__GNUC__)
 #define KILN_API __attribute__((visibility("default")))
@@ -54,6 +54,7 @@ enum {
 typedef struct kiln_stream_s* kiln_stream;
 typedef struct kiln_event_s* kiln_event;
 typedef struct kiln_graph_s* kiln_graph;
+typedef struct kiln_gate_s* kiln_gate;
 
 /* Element types (as dsl/ir/dtype.ts). */
 enum { KILN_F32 = 0, KILN_F16 = 1, KILN_I8 = 2, KILN_I32 = 3 };
@@ -89,6 +90,17 @@ enum {
 };
 
 enum { KILN_POOL_MAX = 0, KILN_POOL_AVERAGE = 1 };
+enum { KILN_PAD_CONSTANT = 0, KILN_PAD_REFLECT = 1, KILN_PAD_EDGE = 2 };
+enum { KILN_REDUCE_SUM = 0, KILN_REDUCE_PROD = 1, KILN_REDUCE_MAX = 2, KILN_REDUCE_MIN = 3, KILN_REDUCE_AVG = 4 };
+
+/* Unary ops, in dsl/layers/unary.ts's order. float32 takes all but NOT; int32 ABS, NEG, SIGN, NOT. */
+enum {
+  KILN_UNARY_EXP = 0, KILN_UNARY_LOG, KILN_UNARY_SQRT, KILN_UNARY_RECIP, KILN_UNARY_ABS,
+  KILN_UNARY_NEG, KILN_UNARY_SIN, KILN_UNARY_COS, KILN_UNARY_TAN, KILN_UNARY_SINH,
+  KILN_UNARY_COSH, KILN_UNARY_ASIN, KILN_UNARY_ACOS, KILN_UNARY_ATAN, KILN_UNARY_ASINH,
+  KILN_UNARY_ACOSH, KILN_UNARY_ATANH, KILN_UNARY_CEIL, KILN_UNARY_FLOOR, KILN_UNARY_ROUND,
+  KILN_UNARY_ERF, KILN_UNARY_SIGN, KILN_UNARY_NOT
+};
 enum { KILN_SCALE_UNIFORM = 0, KILN_SCALE_CHANNEL = 1, KILN_SCALE_ELEMENTWISE = 2 };
 
 #define KILN_MAX_RANK 8
@@ -103,7 +115,11 @@ enum {
   KILN_STRUCT_SOFTMAX = 6,
   KILN_STRUCT_ELEMENTWISE = 7,
   KILN_STRUCT_SCALE = 8,
-  KILN_STRUCT_IDENTITY = 9
+  KILN_STRUCT_IDENTITY = 9,
+  KILN_STRUCT_COPY = 10,
+  KILN_STRUCT_UNARY = 11,
+  KILN_STRUCT_REDUCE = 12,
+  KILN_STRUCT_LRN = 13
 };
 
 typedef struct kiln_device_props {
@@ -134,6 +150,7 @@ typedef struct kiln_activation_params {
 /*
  * 2-D convolution, NCHW. w: [k, c/groups, kernel_h, kernel_w]; bias: [k] or NULL; residual:
  * the output's shape, or NULL when residual_mode is NONE. Output: [n, k, out_h, out_w].
+ * workspace: scratch for split-K partial sums (kiln_gemm_workspace_bytes), or NULL (no split).
  */
 typedef struct kiln_convolution_params {
   const float* x;
@@ -141,6 +158,8 @@ typedef struct kiln_convolution_params {
   const float* bias;
   const float* residual;
   float* y;
+  void* workspace;
+  int64_t workspace_bytes;
   int32_t n;
   int32_t c;
   int32_t in_h;
@@ -163,13 +182,15 @@ typedef struct kiln_convolution_params {
   int32_t residual_mode;
 } kiln_convolution_params;
 
-/* y[m×n] = epilogue(x[m×k] · w[n×k]ᵀ + bias[n]); residual [m×n] or NULL. */
+/* y[m×n] = epilogue(x[m×k] · w[n×k]ᵀ + bias[n]); residual [m×n] or NULL; workspace as above. */
 typedef struct kiln_fully_connected_params {
   const float* x;
   const float* w;
   const float* bias;
   const float* residual;
   float* y;
+  void* workspace;
+  int64_t workspace_bytes;
   int32_t m;
   int32_t n;
   int32_t k;
@@ -251,6 +272,73 @@ typedef struct kiln_identity_params {
   int32_t dst_dtype;
 } kiln_identity_params;
 
+/*
+ * A layout move (Shuffle, Padding, Concatenation) over the iteration space `dims` (row-major,
+ * rank <= KILN_MAX_RANK), elements of element_bytes (1, 2 or 4): for each coordinate c,
+ *   y[sum_d c_d * out_strides[d]] = x[source(c)]
+ * One stage (mid_rank == 0): source = sum_d map_d(c_d) * in_strides[d], where map_d(c) = c - pre[d]
+ * brought into [0, in_dims[d]) by `mode` (KILN_PAD_CONSTANT: outside writes fill_bits).
+ * Two stages (mid_rank > 0: a reshape between two transposes): L = sum_d c_d * in_strides[d] is a
+ * row-major index into mid_dims, and source = sum_e m_e * mid_strides[e] over L's coordinates m.
+ */
+typedef struct kiln_copy_params {
+  const void* x;
+  void* y;
+  int32_t rank;
+  int32_t mid_rank;
+  int32_t element_bytes;
+  int32_t mode;
+  int32_t fill_bits;
+  int32_t reserved;
+  int64_t dims[KILN_MAX_RANK];
+  int64_t out_strides[KILN_MAX_RANK];
+  int64_t in_strides[KILN_MAX_RANK];
+  int64_t in_dims[KILN_MAX_RANK];
+  int64_t pre[KILN_MAX_RANK];
+  int64_t mid_dims[KILN_MAX_RANK];
+  int64_t mid_strides[KILN_MAX_RANK];
+} kiln_copy_params;
+
+/* y[i] = op(x[i]) for float32 (computed in double, rounded once) or int32 (wrapping). */
+typedef struct kiln_unary_params {
+  const void* x;
+  void* y;
+  int64_t count;
+  int32_t op;
+  int32_t dtype;
+} kiln_unary_params;
+
+/*
+ * Reduce: y[o] = op over r of x[kept(o) + reduced(r)], where o runs row-major over kept_dims
+ * and r over reduced_dims, each with its input strides. float32 accumulates in double; int32
+ * sum/prod wrap. max/min propagate NaN; avg divides the sum by the reduced count.
+ */
+typedef struct kiln_reduce_params {
+  const void* x;
+  void* y;
+  int32_t op;
+  int32_t dtype;
+  int32_t kept_rank;
+  int32_t reduced_rank;
+  int64_t kept_dims[KILN_MAX_RANK];
+  int64_t kept_strides[KILN_MAX_RANK];
+  int64_t reduced_dims[KILN_MAX_RANK];
+  int64_t reduced_strides[KILN_MAX_RANK];
+} kiln_reduce_params;
+
+/* Cross-channel LRN over [outer, channels, inner]: y = x / (k + alpha/window * sum x^2)^beta. */
+typedef struct kiln_lrn_params {
+  const float* x;
+  float* y;
+  int32_t outer;
+  int32_t channels;
+  int32_t inner;
+  int32_t window;
+  double alpha;
+  double beta;
+  double k;
+} kiln_lrn_params;
+
 /* ---- Self-description ---- */
 KILN_API int32_t kiln_abi_version(void);
 /* This thread's last error message ("" when none). Valid until this thread's next kiln_ call. */
@@ -269,6 +357,8 @@ KILN_API kiln_status kiln_device_count(int32_t* count);
 KILN_API kiln_status kiln_device_props_get(int32_t device, kiln_device_props* out);
 KILN_API kiln_status kiln_mem_get_info(int32_t device, uint64_t* free_bytes, uint64_t* total_bytes);
 KILN_API kiln_status kiln_device_synchronize(int32_t device);
+/* Scratch bytes a context should own for the GEMM-based kernels' split-K on `device`. */
+KILN_API kiln_status kiln_gemm_workspace_bytes(int32_t device, uint64_t* bytes);
 
 /* ---- Memory ---- */
 KILN_API kiln_status kiln_malloc(int32_t device, uint64_t bytes, void** out);
@@ -299,6 +389,16 @@ KILN_API kiln_status kiln_stream_begin_capture(kiln_stream stream);
 KILN_API kiln_status kiln_stream_end_capture(kiln_stream stream, kiln_graph* out);
 KILN_API kiln_status kiln_graph_launch(kiln_graph graph, kiln_stream stream);
 KILN_API kiln_status kiln_graph_destroy(kiln_graph graph);
+/*
+ * A gate holds a stream while work is enqueued behind it, so that the work then runs back to
+ * back on the GPU, free of host launch gaps (per-layer profiling, device-side timing).
+ * kiln_gate_close enqueues a kernel that waits until kiln_gate_open (or one second passes, so
+ * a gate left closed cannot hang the GPU).
+ */
+KILN_API kiln_status kiln_gate_create(kiln_gate* out);
+KILN_API kiln_status kiln_gate_destroy(kiln_gate gate);
+KILN_API kiln_status kiln_gate_close(kiln_gate gate, kiln_stream stream);
+KILN_API kiln_status kiln_gate_open(kiln_gate gate);
 
 /* ---- Kernels: one launch per layer kind, enqueued on `stream` ---- */
 KILN_API kiln_status kiln_launch_activation(const kiln_activation_params* p, kiln_stream stream);
@@ -309,6 +409,10 @@ KILN_API kiln_status kiln_launch_softmax(const kiln_softmax_params* p, kiln_stre
 KILN_API kiln_status kiln_launch_elementwise(const kiln_elementwise_params* p, kiln_stream stream);
 KILN_API kiln_status kiln_launch_scale(const kiln_scale_params* p, kiln_stream stream);
 KILN_API kiln_status kiln_launch_identity(const kiln_identity_params* p, kiln_stream stream);
+KILN_API kiln_status kiln_launch_copy(const kiln_copy_params* p, kiln_stream stream);
+KILN_API kiln_status kiln_launch_unary(const kiln_unary_params* p, kiln_stream stream);
+KILN_API kiln_status kiln_launch_reduce(const kiln_reduce_params* p, kiln_stream stream);
+KILN_API kiln_status kiln_launch_lrn(const kiln_lrn_params* p, kiln_stream stream);
 
 #ifdef __cplusplus
 }

@@ -32,7 +32,8 @@ const int64_t kActivation[] = {
 const int64_t kConvolution[] = {
     OFF(kiln_convolution_params, x),          OFF(kiln_convolution_params, w),
     OFF(kiln_convolution_params, bias),       OFF(kiln_convolution_params, residual),
-    OFF(kiln_convolution_params, y),          OFF(kiln_convolution_params, n),
+    OFF(kiln_convolution_params, y),          OFF(kiln_convolution_params, workspace),
+    OFF(kiln_convolution_params, workspace_bytes), OFF(kiln_convolution_params, n),
     OFF(kiln_convolution_params, c),          OFF(kiln_convolution_params, in_h),
     OFF(kiln_convolution_params, in_w),       OFF(kiln_convolution_params, k),
     OFF(kiln_convolution_params, out_h),      OFF(kiln_convolution_params, out_w),
@@ -48,7 +49,8 @@ const int64_t kConvolution[] = {
 const int64_t kFullyConnected[] = {
     OFF(kiln_fully_connected_params, x),     OFF(kiln_fully_connected_params, w),
     OFF(kiln_fully_connected_params, bias),  OFF(kiln_fully_connected_params, residual),
-    OFF(kiln_fully_connected_params, y),     OFF(kiln_fully_connected_params, m),
+    OFF(kiln_fully_connected_params, y),     OFF(kiln_fully_connected_params, workspace),
+    OFF(kiln_fully_connected_params, workspace_bytes), OFF(kiln_fully_connected_params, m),
     OFF(kiln_fully_connected_params, n),     OFF(kiln_fully_connected_params, k),
     OFF(kiln_fully_connected_params, act),   OFF(kiln_fully_connected_params, alpha),
     OFF(kiln_fully_connected_params, beta),  OFF(kiln_fully_connected_params, residual_mode),
@@ -91,6 +93,36 @@ const int64_t kIdentity[] = {
     OFF(kiln_identity_params, dst_dtype),
 };
 
+const int64_t kCopy[] = {
+    OFF(kiln_copy_params, x),           OFF(kiln_copy_params, y),
+    OFF(kiln_copy_params, rank),        OFF(kiln_copy_params, mid_rank),
+    OFF(kiln_copy_params, element_bytes), OFF(kiln_copy_params, mode),
+    OFF(kiln_copy_params, fill_bits),   OFF(kiln_copy_params, reserved),
+    OFF(kiln_copy_params, dims),        OFF(kiln_copy_params, out_strides),
+    OFF(kiln_copy_params, in_strides),  OFF(kiln_copy_params, in_dims),
+    OFF(kiln_copy_params, pre),         OFF(kiln_copy_params, mid_dims),
+    OFF(kiln_copy_params, mid_strides),
+};
+
+const int64_t kUnary[] = {
+    OFF(kiln_unary_params, x),  OFF(kiln_unary_params, y),     OFF(kiln_unary_params, count),
+    OFF(kiln_unary_params, op), OFF(kiln_unary_params, dtype),
+};
+
+const int64_t kReduce[] = {
+    OFF(kiln_reduce_params, x),            OFF(kiln_reduce_params, y),
+    OFF(kiln_reduce_params, op),           OFF(kiln_reduce_params, dtype),
+    OFF(kiln_reduce_params, kept_rank),    OFF(kiln_reduce_params, reduced_rank),
+    OFF(kiln_reduce_params, kept_dims),    OFF(kiln_reduce_params, kept_strides),
+    OFF(kiln_reduce_params, reduced_dims), OFF(kiln_reduce_params, reduced_strides),
+};
+
+const int64_t kLrn[] = {
+    OFF(kiln_lrn_params, x),      OFF(kiln_lrn_params, y),     OFF(kiln_lrn_params, outer),
+    OFF(kiln_lrn_params, channels), OFF(kiln_lrn_params, inner), OFF(kiln_lrn_params, window),
+    OFF(kiln_lrn_params, alpha),  OFF(kiln_lrn_params, beta),  OFF(kiln_lrn_params, k),
+};
+
 #undef OFF
 
 struct Layout {
@@ -112,6 +144,10 @@ const Layout kLayouts[] = {
     LAYOUT(KILN_STRUCT_ELEMENTWISE, kiln_elementwise_params, kElementwise),
     LAYOUT(KILN_STRUCT_SCALE, kiln_scale_params, kScale),
     LAYOUT(KILN_STRUCT_IDENTITY, kiln_identity_params, kIdentity),
+    LAYOUT(KILN_STRUCT_COPY, kiln_copy_params, kCopy),
+    LAYOUT(KILN_STRUCT_UNARY, kiln_unary_params, kUnary),
+    LAYOUT(KILN_STRUCT_REDUCE, kiln_reduce_params, kReduce),
+    LAYOUT(KILN_STRUCT_LRN, kiln_lrn_params, kLrn),
 };
 
 #undef LAYOUT

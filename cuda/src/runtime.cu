@@ -148,6 +148,15 @@ KILN_API kiln_status kiln_device_synchronize(int32_t device) {
   return KILN_OK;
 }
 
+KILN_API kiln_status kiln_gemm_workspace_bytes(int32_t device, uint64_t* bytes) {
+  if (!bytes) return fail(KILN_INVALID_ARGUMENT, "kiln_gemm_workspace_bytes: bytes is NULL");
+  KILN_TRY(kiln::use_device(device, "kiln_gemm_workspace_bytes"));
+  // plan_gemm splits only while every block fits in one wave: at most one 64x64 tile of
+  // partial sums per multiprocessor.
+  *bytes = (uint64_t)kiln::multiprocessors(device) * 64 * 64 * sizeof(float);
+  return KILN_OK;
+}
+
 KILN_API kiln_status kiln_malloc(int32_t device, uint64_t bytes, void** out) {
   const char* where = "kiln_malloc";
   if (!out) return fail(KILN_INVALID_ARGUMENT, "%s: out is NULL", where);

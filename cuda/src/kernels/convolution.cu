@@ -5,6 +5,7 @@
 // memory tile by tile and never stored. Epilogue: bias, residual (pre/post) and activation.
 #include "../common.cuh"
 #include "_epilogue.cuh"
+#include "_fastdiv.cuh"
 #include "_gemm.cuh"
 
 namespace {
@@ -18,72 +19,109 @@ struct ConvShape {
   int cg, kg;     // channels and outputs per group
   int gemm_k;     // cg·kernel_h·kernel_w
   int gemm_n;     // n·out_h·out_w
+  // Divisions of the index arithmetic, by multiply and shift.
+  kiln::FastDiv by_taps;   // kernel_h·kernel_w
+  kiln::FastDiv by_kw;     // kernel_w
+  kiln::FastDiv by_plane;  // out_h·out_w
+  kiln::FastDiv by_ow;     // out_w
+  kiln::FastDiv by_n;      // gemm_n
 };
 
 // B(k, p) of one group: the input pixel under kernel tap k for output pixel p (0 in padding).
 struct ConvGather {
   static constexpr bool kNContiguous = true;
   const ConvShape* s;
+  int group;
   const float* xg;  // this thread's image and group
   int iy0, ix0;
   bool valid;
 
   __device__ __forceinline__ void set_column(int p) {
     valid = p < s->gemm_n;
-    const int plane = s->out_h * s->out_w;
-    const int b = valid ? p / plane : 0;
-    const int pix = valid ? p - b * plane : 0;
-    const int oy = pix / s->out_w, ox = pix - oy * s->out_w;
+    int pix = 0, ox = 0;
+    const int b = valid ? s->by_plane.divmod(p, pix) : 0;
+    const int oy = s->by_ow.divmod(pix, ox);
     iy0 = oy * s->stride_h - s->pad_h;
     ix0 = ox * s->stride_w - s->pad_w;
-    xg = s->x + ((int64_t)b * s->c + (int64_t)blockIdx.z * s->cg) * s->h * s->w_in;
+    xg = s->x + ((int64_t)b * s->c + (int64_t)group * s->cg) * s->h * s->w_in;
   }
 
   __device__ __forceinline__ float operator()(int k) const {
     if (!valid || k >= s->gemm_k) return 0.f;
-    const int taps = s->kernel_h * s->kernel_w;
-    const int ci = k / taps;
-    const int rs = k - ci * taps;
-    const int r = rs / s->kernel_w, q = rs - r * s->kernel_w;
+    int rs, q;
+    const int ci = s->by_taps.divmod(k, rs);
+    const int r = s->by_kw.divmod(rs, q);
     const int iy = iy0 + r * s->dilation_h, ix = ix0 + q * s->dilation_w;
     if ((unsigned)iy >= (unsigned)s->h || (unsigned)ix >= (unsigned)s->w_in) return 0.f;
     return __ldg(xg + ((int64_t)ci * s->h + iy) * s->w_in + ix);
   }
 };
 
+// Writes one output (or, with split-K, one partial sum) of output channel m, pixel p.
 template <class T>
 __global__ void __launch_bounds__(T::THREADS)
-    conv_kernel(const __grid_constant__ ConvShape s, const kiln::Epilogue ep) {
-  const int g = blockIdx.z;
+    conv_kernel(const __grid_constant__ ConvShape s, const kiln::Epilogue ep, float* partial,
+                int splits, int k_chunk) {
+  const int g = blockIdx.z / splits, split = blockIdx.z % splits;
   const int m0 = blockIdx.y * T::BM, n0 = blockIdx.x * T::BN;
+  const int k_begin = split * k_chunk, k_end = min(s.gemm_k, k_begin + k_chunk);
   kiln::RowsK load_a{s.w + (int64_t)g * s.kg * s.gemm_k, s.kg, s.gemm_k};
-  ConvGather load_b{&s, nullptr, 0, 0, false};
+  ConvGather load_b{&s, g, nullptr, 0, 0, false};
   float acc[T::TM][T::TN];
-  kiln::gemm_mainloop<T>(s.gemm_k, m0, n0, load_a, load_b, acc);
+  kiln::gemm_mainloop<T>(k_begin, k_end, m0, n0, load_a, load_b, acc);
 
   const int plane = s.out_h * s.out_w;
   const int tx = threadIdx.x % T::RX, ty = threadIdx.x / T::RX;
+  // This thread's output pixels: contiguous, so the image/pixel split is made once.
+  int p_first = n0 + tx * T::TN, pix_first = 0;
+  const int b_first = s.by_plane.divmod(min(p_first, s.gemm_n - 1), pix_first);
 #pragma unroll
-  for (int j = 0; j < T::TN; ++j) {
-    const int p = n0 + tx + j * T::RX;
-    if (p >= s.gemm_n) continue;
-    const int b = p / plane, pix = p - b * plane;
+  for (int i = 0; i < T::TM; ++i) {
+    const int m = m0 + ty * T::TM + i;
+    if (m >= s.kg) continue;
+    const int oc = g * s.kg + m;
 #pragma unroll
-    for (int i = 0; i < T::TM; ++i) {
-      const int m = m0 + ty + i * T::RY;
-      if (m >= s.kg) continue;
-      const int oc = g * s.kg + m;
-      const int64_t idx = ((int64_t)b * s.k + oc) * plane + pix;
-      s.y[idx] = ep.apply(acc[i][j], oc, idx);
+    for (int j = 0; j < T::TN; ++j) {
+      const int p = n0 + tx * T::TN + j;
+      if (p >= s.gemm_n) continue;
+      if (splits > 1) {
+        partial[((int64_t)(g * splits + split) * s.kg + m) * s.gemm_n + p] = acc[i][j];
+      } else {
+        // Step from the thread's first pixel; past the end of its image, divide again.
+        int b = b_first, pix = pix_first + (p - p_first);
+        if (pix >= plane) b = s.by_plane.divmod(p, pix);
+        const int64_t idx = ((int64_t)b * s.k + oc) * plane + pix;
+        s.y[idx] = ep.apply(acc[i][j], oc, idx);
+      }
     }
   }
 }
 
+// Adds the split-K partial sums in split order, then applies the epilogue.
+__global__ void conv_reduce(const __grid_constant__ ConvShape s, const kiln::Epilogue ep,
+                            const float* __restrict__ partial, int groups, int splits) {
+  const int64_t per_group = (int64_t)s.kg * s.gemm_n;
+  const int64_t total = per_group * groups;
+  const int plane = s.out_h * s.out_w;
+  for (int64_t o = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; o < total;
+       o += (int64_t)gridDim.x * blockDim.x) {
+    const int64_t g = o / per_group, r = o - g * per_group;
+    int p, pix;
+    const int m = s.by_n.divmod((int)r, p);
+    float v = 0.f;
+    for (int sp = 0; sp < splits; ++sp) v += partial[(g * splits + sp) * per_group + r];
+    const int oc = (int)g * s.kg + m;
+    const int b = s.by_plane.divmod(p, pix);
+    const int64_t idx = ((int64_t)b * s.k + oc) * plane + pix;
+    s.y[idx] = ep.apply(v, oc, idx);
+  }
+}
+
 template <class T>
-kiln_status launch(const ConvShape& s, const kiln::Epilogue& ep, int groups, cudaStream_t stream) {
-  dim3 grid((s.gemm_n + T::BN - 1) / T::BN, (s.kg + T::BM - 1) / T::BM, groups);
-  conv_kernel<T><<<grid, T::THREADS, 0, stream>>>(s, ep);
-  return kiln::check_launch("kiln_launch_convolution");
+void launch_tile(const ConvShape& s, const kiln::Epilogue& ep, int groups,
+                 const kiln::GemmPlan& plan, float* partial, cudaStream_t stream) {
+  dim3 grid((unsigned)plan.blocks_n, (unsigned)plan.blocks_m, (unsigned)(groups * plan.splits));
+  conv_kernel<T><<<grid, T::THREADS, 0, stream>>>(s, ep, partial, plan.splits, plan.k_chunk);
 }
 
 }  // namespace
@@ -113,13 +151,36 @@ extern "C" KILN_API kiln_status kiln_launch_convolution(const kiln_convolution_p
   ConvShape s{p->x,        p->w,        p->y,        p->c,        p->in_h,     p->in_w,
               p->k,        p->out_h,    p->out_w,    p->kernel_h, p->kernel_w, p->stride_h,
               p->stride_w, p->pad_h,    p->pad_w,    p->dilation_h, p->dilation_w,
-              p->c / p->groups, p->k / p->groups, (int)gemm_k, (int)gemm_n};
+              p->c / p->groups, p->k / p->groups, (int)gemm_k, (int)gemm_n,
+              kiln::FastDiv(p->kernel_h * p->kernel_w), kiln::FastDiv(p->kernel_w),
+              kiln::FastDiv(p->out_h * p->out_w), kiln::FastDiv(p->out_w),
+              kiln::FastDiv((int32_t)gemm_n)};
   kiln::Epilogue ep{p->bias, p->residual_mode != KILN_RESIDUAL_NONE ? p->residual : nullptr,
                     p->act, p->alpha, p->beta, p->residual_mode};
-  // Large tiles when they alone fill the GPU, small tiles otherwise (latency-bound sizes).
-  const int64_t large_blocks = ((gemm_n + 63) / 64) * ((s.kg + 63) / 64) * p->groups;
-  if (large_blocks >= kiln::multiprocessors(stream->device)) {
-    return launch<kiln::TileLarge>(s, ep, p->groups, stream->stream);
+  float* partial = (float*)p->workspace;
+  const kiln::GemmPlan plan =
+      kiln::plan_gemm(s.kg, gemm_n, gemm_k, p->groups, kiln::multiprocessors(stream->device),
+                      partial ? p->workspace_bytes : 0);
+  switch (plan.tile) {
+    case 0:
+      launch_tile<kiln::Tile64x64>(s, ep, p->groups, plan, partial, stream->stream);
+      break;
+    case 1:
+      launch_tile<kiln::Tile32x128>(s, ep, p->groups, plan, partial, stream->stream);
+      break;
+    case 2:
+      launch_tile<kiln::Tile32x64>(s, ep, p->groups, plan, partial, stream->stream);
+      break;
+    default:
+      launch_tile<kiln::Tile32x32>(s, ep, p->groups, plan, partial, stream->stream);
+      break;
   }
-  return launch<kiln::TileSmall>(s, ep, p->groups, stream->stream);
+  KILN_TRY(kiln::check_launch(where));
+  if (plan.splits > 1) {
+    const int64_t total = (int64_t)s.kg * gemm_n * p->groups;
+    conv_reduce<<<kiln::blocks_for(total, 256, (int64_t)kiln::multiprocessors(stream->device) * 8),
+                  256, 0, stream->stream>>>(s, ep, partial, p->groups, plan.splits);
+    KILN_TRY(kiln::check_launch(where));
+  }
+  return KILN_OK;
 }

@@ -1,7 +1,8 @@
 // FullyConnected: y[m×n] = epilogue(x[m×k] · w[n×k]ᵀ + bias).
 // Few rows (batch ≤ 8): a warp per output feature streams its weight row once with 16-byte
 // loads and reduces with shuffles (a GEMV: bandwidth-bound, so every weight byte is read once).
-// More rows: the shared-memory tiled GEMM of _gemm.cuh.
+// More rows: the shared-memory tiled GEMM of _gemm.cuh, split along K (with a deterministic
+// reduction) when there are too few tiles to fill the GPU.
 #include "../common.cuh"
 #include "_epilogue.cuh"
 #include "_gemm.cuh"
@@ -66,24 +67,40 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
 
 template <class T>
 __global__ void __launch_bounds__(T::THREADS)
-    fc_tiled(const float* x, const float* w, float* y, int m, int n, int K, const kiln::Epilogue ep) {
+    fc_tiled(const float* x, const float* w, float* y, int m, int n, int K, const kiln::Epilogue ep,
+             float* partial, int splits, int k_chunk) {
+  const int split = blockIdx.z;
   const int m0 = blockIdx.y * T::BM, n0 = blockIdx.x * T::BN;
+  const int k_begin = split * k_chunk, k_end = min(K, k_begin + k_chunk);
   kiln::RowsK load_a{x, m, K};
   kiln::ColsK load_b{w, n, K};
   float acc[T::TM][T::TN];
-  kiln::gemm_mainloop<T>(K, m0, n0, load_a, load_b, acc);
+  kiln::gemm_mainloop<T>(k_begin, k_end, m0, n0, load_a, load_b, acc);
   const int tx = threadIdx.x % T::RX, ty = threadIdx.x / T::RX;
 #pragma unroll
   for (int i = 0; i < T::TM; ++i) {
-    const int r = m0 + ty + i * T::RY;
+    const int r = m0 + ty * T::TM + i;
     if (r >= m) continue;
 #pragma unroll
     for (int j = 0; j < T::TN; ++j) {
-      const int c = n0 + tx + j * T::RX;
+      const int c = n0 + tx * T::TN + j;
       if (c >= n) continue;
       const int64_t idx = (int64_t)r * n + c;
-      y[idx] = ep.apply(acc[i][j], c, idx);
+      if (splits > 1) partial[(int64_t)split * m * n + idx] = acc[i][j];
+      else y[idx] = ep.apply(acc[i][j], c, idx);
     }
+  }
+}
+
+// Adds the split-K partial sums in split order, then applies the epilogue.
+__global__ void fc_reduce(const float* __restrict__ partial, float* y, int m, int n, int splits,
+                          const kiln::Epilogue ep) {
+  const int64_t total = (int64_t)m * n;
+  for (int64_t o = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; o < total;
+       o += (int64_t)gridDim.x * blockDim.x) {
+    float v = 0.f;
+    for (int sp = 0; sp < splits; ++sp) v += partial[sp * total + o];
+    y[o] = ep.apply(v, (int)(o % n), o);
   }
 }
 
@@ -99,9 +116,11 @@ void gemv(const kiln_fully_connected_params* p, const kiln::Epilogue& ep, cudaSt
 }
 
 template <class T>
-void tiled(const kiln_fully_connected_params* p, const kiln::Epilogue& ep, cudaStream_t s) {
-  dim3 grid((p->n + T::BN - 1) / T::BN, (p->m + T::BM - 1) / T::BM);
-  fc_tiled<T><<<grid, T::THREADS, 0, s>>>(p->x, p->w, p->y, p->m, p->n, p->k, ep);
+void tiled(const kiln_fully_connected_params* p, const kiln::Epilogue& ep,
+           const kiln::GemmPlan& plan, cudaStream_t s) {
+  dim3 grid((unsigned)plan.blocks_n, (unsigned)plan.blocks_m, (unsigned)plan.splits);
+  fc_tiled<T><<<grid, T::THREADS, 0, s>>>(p->x, p->w, p->y, p->m, p->n, p->k, ep,
+                                          (float*)p->workspace, plan.splits, plan.k_chunk);
 }
 
 }  // namespace
@@ -124,10 +143,30 @@ extern "C" KILN_API kiln_status kiln_launch_fully_connected(const kiln_fully_con
     else if (p->m == 2) gemv<2>(p, ep, s);
     else if (p->m <= 4) gemv<4>(p, ep, s);
     else gemv<8>(p, ep, s);
-  } else {
-    const int64_t large_blocks = (int64_t)((p->n + 63) / 64) * ((p->m + 63) / 64);
-    if (large_blocks >= kiln::multiprocessors(stream->device)) tiled<kiln::TileLarge>(p, ep, s);
-    else tiled<kiln::TileSmall>(p, ep, s);
+    return kiln::check_launch(where);
   }
-  return kiln::check_launch(where);
+  const int sms = kiln::multiprocessors(stream->device);
+  const kiln::GemmPlan plan =
+      kiln::plan_gemm(p->m, p->n, p->k, 1, sms, p->workspace ? p->workspace_bytes : 0);
+  switch (plan.tile) {
+    case 0:
+      tiled<kiln::Tile64x64>(p, ep, plan, s);
+      break;
+    case 1:
+      tiled<kiln::Tile32x128>(p, ep, plan, s);
+      break;
+    case 2:
+      tiled<kiln::Tile32x64>(p, ep, plan, s);
+      break;
+    default:
+      tiled<kiln::Tile32x32>(p, ep, plan, s);
+      break;
+  }
+  KILN_TRY(kiln::check_launch(where));
+  if (plan.splits > 1) {
+    fc_reduce<<<kiln::blocks_for((int64_t)p->m * p->n, 256, (int64_t)sms * 8), 256, 0, s>>>(
+        (const float*)p->workspace, p->y, p->m, p->n, plan.splits, ep);
+    KILN_TRY(kiln::check_launch(where));
+  }
+  return KILN_OK;
 }
