@@ -11,6 +11,7 @@ export type FieldType =
   | "i32"
   | "u32"
   | "f32"
+  | "f64"
   | "i64"
   | "u64"
   | `${"i32" | "i64" | "char"}[${number}]`;
@@ -27,7 +28,16 @@ export interface FieldLayout {
   length: number;
 }
 
-const SCALAR: Record<string, number> = { ptr: 8, i32: 4, u32: 4, f32: 4, i64: 8, u64: 8, char: 1 };
+const SCALAR: Record<string, number> = {
+  ptr: 8,
+  i32: 4,
+  u32: 4,
+  f32: 4,
+  f64: 8,
+  i64: 8,
+  u64: 8,
+  char: 1,
+};
 
 function parseType(t: FieldType): { element: string; length: number } {
   const m = /^(\w+)\[(\d+)\]$/.exec(t);
@@ -91,6 +101,8 @@ export class StructLayout<F extends string = string> {
         return view.getUint32(f.offset, true);
       case "f32":
         return view.getFloat32(f.offset, true);
+      case "f64":
+        return view.getFloat64(f.offset, true);
       case "i64":
         return Number(view.getBigInt64(f.offset, true));
       case "u64":
@@ -148,6 +160,9 @@ function writeScalar(
       return;
     case "f32":
       view.setFloat32(at, Number(value), true);
+      return;
+    case "f64":
+      view.setFloat64(at, Number(value), true);
       return;
     case "i64":
       view.setBigInt64(at, BigInt(value as number | bigint), true);

@@ -57,3 +57,10 @@ export function memInfo(lib: NativeLibrary, ordinal: number): { free: number; to
   check(lib, lib.symbols.kiln_mem_get_info(ordinal, free, total), "kiln_mem_get_info");
   return { free: Number(free[0]), total: Number(total[0]) };
 }
+
+/** Bytes of scratch a context should own for split-K in the GEMM-based kernels. */
+export function gemmWorkspaceBytes(lib: NativeLibrary, ordinal: number): number {
+  const out = new BigUint64Array(1);
+  check(lib, lib.symbols.kiln_gemm_workspace_bytes(ordinal, out), "kiln_gemm_workspace_bytes");
+  return Number(out[0]);
+}

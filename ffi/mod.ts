@@ -10,9 +10,15 @@ export {
   openLibrary,
   statusString,
 } from "./library.ts";
-export { deviceCount, type DeviceProps, deviceProps, memInfo } from "./device.ts";
+export {
+  deviceCount,
+  type DeviceProps,
+  deviceProps,
+  gemmWorkspaceBytes,
+  memInfo,
+} from "./device.ts";
 export { DeviceBuffer, PinnedBuffer } from "./memory.ts";
-export { Event, Graph, Stream } from "./stream.ts";
+export { Event, Gate, Graph, Stream } from "./stream.ts";
 export { StructLayout } from "./_layout.ts";
 export * from "./structs.ts";
 export { ABI_VERSION, STATUS, SYMBOLS } from "./symbols.ts";

@@ -78,6 +78,8 @@ export const CONVOLUTION_PARAMS = new StructLayout(3, "kiln_convolution_params",
   ["bias", "ptr"],
   ["residual", "ptr"],
   ["y", "ptr"],
+  ["workspace", "ptr"],
+  ["workspace_bytes", "i64"],
   ["n", "i32"],
   ["c", "i32"],
   ["in_h", "i32"],
@@ -103,6 +105,8 @@ export const FULLY_CONNECTED_PARAMS = new StructLayout(4, "kiln_fully_connected_
   ["bias", "ptr"],
   ["residual", "ptr"],
   ["y", "ptr"],
+  ["workspace", "ptr"],
+  ["workspace_bytes", "i64"],
   ["m", "i32"],
   ["n", "i32"],
   ["k", "i32"],
@@ -170,6 +174,88 @@ export const IDENTITY_PARAMS = new StructLayout(9, "kiln_identity_params", [
   ["dst_dtype", "i32"],
 ]);
 
+export const PAD_MODE_CODE = { constant: 0, reflect: 1, edge: 2 } as const;
+export const REDUCE_CODE = { sum: 0, prod: 1, max: 2, min: 3, avg: 4 } as const;
+/** KILN_UNARY_* in dsl/layers/unary.ts's order. */
+export const UNARY_CODE = {
+  exp: 0,
+  log: 1,
+  sqrt: 2,
+  recip: 3,
+  abs: 4,
+  neg: 5,
+  sin: 6,
+  cos: 7,
+  tan: 8,
+  sinh: 9,
+  cosh: 10,
+  asin: 11,
+  acos: 12,
+  atan: 13,
+  asinh: 14,
+  acosh: 15,
+  atanh: 16,
+  ceil: 17,
+  floor: 18,
+  round: 19,
+  erf: 20,
+  sign: 21,
+  not: 22,
+} as const;
+
+const RANK_ARRAY = `i64[${MAX_RANK}]` as const;
+
+export const COPY_PARAMS = new StructLayout(10, "kiln_copy_params", [
+  ["x", "ptr"],
+  ["y", "ptr"],
+  ["rank", "i32"],
+  ["mid_rank", "i32"],
+  ["element_bytes", "i32"],
+  ["mode", "i32"],
+  ["fill_bits", "i32"],
+  ["reserved", "i32"],
+  ["dims", RANK_ARRAY],
+  ["out_strides", RANK_ARRAY],
+  ["in_strides", RANK_ARRAY],
+  ["in_dims", RANK_ARRAY],
+  ["pre", RANK_ARRAY],
+  ["mid_dims", RANK_ARRAY],
+  ["mid_strides", RANK_ARRAY],
+]);
+
+export const UNARY_PARAMS = new StructLayout(11, "kiln_unary_params", [
+  ["x", "ptr"],
+  ["y", "ptr"],
+  ["count", "i64"],
+  ["op", "i32"],
+  ["dtype", "i32"],
+]);
+
+export const REDUCE_PARAMS = new StructLayout(12, "kiln_reduce_params", [
+  ["x", "ptr"],
+  ["y", "ptr"],
+  ["op", "i32"],
+  ["dtype", "i32"],
+  ["kept_rank", "i32"],
+  ["reduced_rank", "i32"],
+  ["kept_dims", RANK_ARRAY],
+  ["kept_strides", RANK_ARRAY],
+  ["reduced_dims", RANK_ARRAY],
+  ["reduced_strides", RANK_ARRAY],
+]);
+
+export const LRN_PARAMS = new StructLayout(13, "kiln_lrn_params", [
+  ["x", "ptr"],
+  ["y", "ptr"],
+  ["outer", "i32"],
+  ["channels", "i32"],
+  ["inner", "i32"],
+  ["window", "i32"],
+  ["alpha", "f64"],
+  ["beta", "f64"],
+  ["k", "f64"],
+]);
+
 /** Every struct the ABI declares, checked at load time. */
 export const ALL_STRUCTS: readonly StructLayout[] = [
   DEVICE_PROPS,
@@ -181,4 +267,8 @@ export const ALL_STRUCTS: readonly StructLayout[] = [
   ELEMENTWISE_PARAMS,
   SCALE_PARAMS,
   IDENTITY_PARAMS,
+  COPY_PARAMS,
+  UNARY_PARAMS,
+  REDUCE_PARAMS,
+  LRN_PARAMS,
 ];

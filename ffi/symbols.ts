@@ -32,6 +32,8 @@ export const SYMBOLS = {
   kiln_mem_get_info: { parameters: ["i32", "buffer", "buffer"], result: status },
   /** kiln_status kiln_device_synchronize(int32_t device) */
   kiln_device_synchronize: { parameters: ["i32"], result: status },
+  /** kiln_status kiln_gemm_workspace_bytes(int32_t device, uint64_t* bytes) */
+  kiln_gemm_workspace_bytes: { parameters: ["i32", "buffer"], result: status },
 
   // ---- Memory ----
   /** kiln_status kiln_malloc(int32_t device, uint64_t bytes, void** out) */
@@ -102,6 +104,14 @@ export const SYMBOLS = {
   kiln_graph_launch: { parameters: ["pointer", "pointer"], result: status },
   /** kiln_status kiln_graph_destroy(kiln_graph graph) */
   kiln_graph_destroy: { parameters: ["pointer"], result: status },
+  /** kiln_status kiln_gate_create(kiln_gate* out) */
+  kiln_gate_create: { parameters: ["buffer"], result: status },
+  /** kiln_status kiln_gate_destroy(kiln_gate gate) */
+  kiln_gate_destroy: { parameters: ["pointer"], result: status },
+  /** kiln_status kiln_gate_close(kiln_gate gate, kiln_stream stream) */
+  kiln_gate_close: { parameters: ["pointer", "pointer"], result: status },
+  /** kiln_status kiln_gate_open(kiln_gate gate) */
+  kiln_gate_open: { parameters: ["pointer"], result: status },
 
   // ---- Kernels: (const kiln_<op>_params* p, kiln_stream stream) ----
   /** kiln_status kiln_launch_activation(const kiln_activation_params* p, kiln_stream stream) */
@@ -120,6 +130,14 @@ export const SYMBOLS = {
   kiln_launch_scale: { parameters: ["buffer", "pointer"], result: status },
   /** kiln_status kiln_launch_identity(const kiln_identity_params* p, kiln_stream stream) */
   kiln_launch_identity: { parameters: ["buffer", "pointer"], result: status },
+  /** kiln_status kiln_launch_copy(const kiln_copy_params* p, kiln_stream stream) */
+  kiln_launch_copy: { parameters: ["buffer", "pointer"], result: status },
+  /** kiln_status kiln_launch_unary(const kiln_unary_params* p, kiln_stream stream) */
+  kiln_launch_unary: { parameters: ["buffer", "pointer"], result: status },
+  /** kiln_status kiln_launch_reduce(const kiln_reduce_params* p, kiln_stream stream) */
+  kiln_launch_reduce: { parameters: ["buffer", "pointer"], result: status },
+  /** kiln_status kiln_launch_lrn(const kiln_lrn_params* p, kiln_stream stream) */
+  kiln_launch_lrn: { parameters: ["buffer", "pointer"], result: status },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 export type KilnSymbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
@@ -136,4 +154,4 @@ export const STATUS = {
 } as const;
 
 /** The ABI version this TypeScript mirror was written against (KILN_ABI_VERSION). */
-export const ABI_VERSION = 1;
+export const ABI_VERSION = 2;
