@@ -6,74 +6,39 @@
  * Adding a kind: its kiln.h struct and launch, its mirror in ffi/structs.ts and ffi/symbols.ts,
  * and an entry below.
  */
-import { normalizeAxis, volume } from "../../dsl/ir/dims.ts";
-import type { DType } from "../../dsl/ir/dtype.ts";
+import { normalizeAxis, stridesOf, volume } from "../../dsl/ir/dims.ts";
 import { activationParams, type ActivationSpec } from "../../dsl/layers/_epilogue.ts";
 import { poolGeometry, type PoolingAttrs } from "../../dsl/layers/pooling.ts";
 import { KilnError } from "../../errors.ts";
 import {
   ACTIVATION_CODE,
   ACTIVATION_PARAMS,
-  check,
   CONVOLUTION_PARAMS,
   DTYPE_CODE,
   ELEMENTWISE_CODE,
   ELEMENTWISE_PARAMS,
   FULLY_CONNECTED_PARAMS,
   IDENTITY_PARAMS,
+  LRN_PARAMS,
   MAX_RANK,
-  type NativeLibrary,
   POOL_CODE,
   POOLING_PARAMS,
+  REDUCE_CODE,
+  REDUCE_PARAMS,
   RESIDUAL_CODE,
   SCALE_MODE_CODE,
   SCALE_PARAMS,
   SOFTMAX_PARAMS,
-  type Stream,
+  UNARY_CODE,
+  UNARY_PARAMS,
 } from "../../ffi/mod.ts";
-import type { ManifestLayer } from "../../plan/mod.ts";
+import { type LrnAttrs, lrnChannelAxis } from "../../dsl/layers/lrn.ts";
+import { type ReduceAttrs, reduceAxes } from "../../dsl/layers/reduce.ts";
+import type { UnaryAttrs } from "../../dsl/layers/unary.ts";
+import { type CudaKernel, float32Weights, launch, type LaunchTensor } from "./_launch.ts";
+import { concatenation, constant, padding, shuffle } from "./_movement.ts";
 
-export interface LaunchTensor {
-  ptr: Deno.PointerValue;
-  /** Concrete dims at this batch. */
-  dims: number[];
-  dtype: DType;
-}
-
-export interface LaunchArgs {
-  lib: NativeLibrary;
-  stream: Stream;
-  layer: ManifestLayer;
-  inputs: LaunchTensor[];
-  outputs: LaunchTensor[];
-  /** Device address of each weight slot present. */
-  weights: Record<string, Deno.PointerValue>;
-}
-
-export interface CudaKernel {
-  /** Why this layer cannot run on the GPU (checked once at load), or undefined. */
-  unsupported?(layer: ManifestLayer): string | undefined;
-  /** Enqueues the layer on `args.stream`. */
-  launch(args: LaunchArgs): void;
-}
-
-type Symbols = NativeLibrary["symbols"];
-type LaunchSymbol = {
-  [K in keyof Symbols]: K extends `kiln_launch_${string}` ? K : never;
-}[keyof Symbols];
-
-function launch(args: LaunchArgs, symbol: LaunchSymbol, params: Uint8Array<ArrayBuffer>): void {
-  const st = args.lib.symbols[symbol](params, args.stream.handle);
-  check(args.lib, st, `${symbol} (layer "${args.layer.name}")`);
-}
-
-/** Kernels here compute in float32: other weight dtypes are a load-time diagnostic. */
-function float32Weights(layer: ManifestLayer): string | undefined {
-  for (const [slot, w] of Object.entries(layer.weights)) {
-    if (w.dtype !== "float32") return `weights "${slot}" are ${w.dtype}; the kernel reads float32`;
-  }
-  return undefined;
-}
+export type { CudaKernel, LaunchArgs, LaunchTensor } from "./_launch.ts";
 
 interface EpilogueAttrs {
   activation?: ActivationSpec;
@@ -132,6 +97,7 @@ interface ConvAttrs extends EpilogueAttrs {
 }
 
 const convolution: CudaKernel = {
+  usesWorkspace: true,
   unsupported: float32Weights,
   launch(a) {
     const at = a.layer.attrs as unknown as ConvAttrs;
@@ -145,6 +111,8 @@ const convolution: CudaKernel = {
         w: a.weights.weights,
         bias: a.weights.bias ?? null,
         y: a.outputs[0].ptr,
+        workspace: a.workspace.ptr,
+        workspace_bytes: a.workspace.bytes,
         n,
         c,
         in_h: h,
@@ -168,6 +136,7 @@ const convolution: CudaKernel = {
 };
 
 const fullyConnected: CudaKernel = {
+  usesWorkspace: true,
   unsupported: float32Weights,
   launch(a) {
     const at = a.layer.attrs as unknown as EpilogueAttrs & { outputs: number; axis: number };
@@ -180,6 +149,8 @@ const fullyConnected: CudaKernel = {
         w: a.weights.weights,
         bias: a.weights.bias ?? null,
         y: a.outputs[0].ptr,
+        workspace: a.workspace.ptr,
+        workspace_bytes: a.workspace.bytes,
         m: volume(dims, 0, at.axis),
         n: at.outputs,
         k: volume(dims, at.axis),
@@ -319,13 +290,94 @@ const identity: CudaKernel = {
   },
 };
 
+const unary: CudaKernel = {
+  launch(a) {
+    const x = a.inputs[0];
+    launch(
+      a,
+      "kiln_launch_unary",
+      UNARY_PARAMS.pack({
+        x: x.ptr,
+        y: a.outputs[0].ptr,
+        count: volume(x.dims),
+        op: UNARY_CODE[(a.layer.attrs as UnaryAttrs).op],
+        dtype: DTYPE_CODE[x.dtype],
+      }),
+    );
+  },
+};
+
+const reduce: CudaKernel = {
+  launch(a) {
+    const at = a.layer.attrs as ReduceAttrs;
+    const x = a.inputs[0];
+    const reduced = new Set(reduceAxes(x.dims, at.axes));
+    // Merge neighbouring axes that are both kept or both reduced, then split the two kinds.
+    const sizes: number[] = [], isReduced: boolean[] = [];
+    x.dims.forEach((d, i) => {
+      const r = reduced.has(i);
+      if (sizes.length && isReduced[isReduced.length - 1] === r) sizes[sizes.length - 1] *= d;
+      else sizes.push(d), isReduced.push(r);
+    });
+    const strides = stridesOf(sizes);
+    const pick = (r: boolean) => sizes.map((_, i) => i).filter((i) => isReduced[i] === r);
+    const kept = pick(false), red = pick(true);
+    launch(
+      a,
+      "kiln_launch_reduce",
+      REDUCE_PARAMS.pack({
+        x: x.ptr,
+        y: a.outputs[0].ptr,
+        op: REDUCE_CODE[at.op],
+        dtype: DTYPE_CODE[x.dtype],
+        kept_rank: kept.length,
+        reduced_rank: red.length,
+        kept_dims: kept.map((i) => sizes[i]),
+        kept_strides: kept.map((i) => strides[i]),
+        reduced_dims: red.map((i) => sizes[i]),
+        reduced_strides: red.map((i) => strides[i]),
+      }),
+    );
+  },
+};
+
+const lrn: CudaKernel = {
+  launch(a) {
+    const at = a.layer.attrs as LrnAttrs;
+    const dims = a.inputs[0].dims;
+    const axis = lrnChannelAxis(dims.length);
+    launch(
+      a,
+      "kiln_launch_lrn",
+      LRN_PARAMS.pack({
+        x: a.inputs[0].ptr,
+        y: a.outputs[0].ptr,
+        outer: volume(dims, 0, axis),
+        channels: dims[axis],
+        inner: volume(dims, axis + 1),
+        window: at.window,
+        alpha: at.alpha,
+        beta: at.beta,
+        k: at.k,
+      }),
+    );
+  },
+};
+
 export const CUDA_KERNELS: Record<string, CudaKernel> = {
   Activation: activation,
+  Concatenation: concatenation,
+  Constant: constant,
   Convolution: convolution,
   ElementWise: elementwise,
   FullyConnected: fullyConnected,
   Identity: identity,
+  LRN: lrn,
+  Padding: padding,
   Pooling: pooling,
+  Reduce: reduce,
   Scale: scale,
+  Shuffle: shuffle,
   SoftMax: softmax,
+  Unary: unary,
 };

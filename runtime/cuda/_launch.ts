@@ -1,0 +1,59 @@
+/** What a CUDA kernel-table entry receives and how it launches (shared by the entry files). */
+import type { DType } from "../../dsl/ir/dtype.ts";
+import { check, type NativeLibrary, type Stream } from "../../ffi/mod.ts";
+import type { ManifestLayer } from "../../plan/mod.ts";
+
+export interface LaunchTensor {
+  ptr: Deno.PointerValue;
+  /** Concrete dims at this batch. */
+  dims: number[];
+  dtype: DType;
+}
+
+export interface LaunchArgs {
+  lib: NativeLibrary;
+  stream: Stream;
+  layer: ManifestLayer;
+  inputs: LaunchTensor[];
+  outputs: LaunchTensor[];
+  /** Device address of each weight slot present. */
+  weights: Record<string, Deno.PointerValue>;
+  /** The context's scratch memory (CudaKernel.usesWorkspace). */
+  workspace: { ptr: Deno.PointerValue; bytes: number };
+}
+
+export interface CudaKernel {
+  /** Whether launches take the context's workspace (split-K GEMMs). */
+  usesWorkspace?: boolean;
+  /** Why this layer cannot run on the GPU (checked once at load), or undefined. */
+  unsupported?(layer: ManifestLayer): string | undefined;
+  /** Enqueues the layer on `args.stream`. */
+  launch(args: LaunchArgs): void;
+}
+
+type Symbols = NativeLibrary["symbols"];
+type LaunchSymbol = {
+  [K in keyof Symbols]: K extends `kiln_launch_${string}` ? K : never;
+}[keyof Symbols];
+
+export function launch(
+  args: LaunchArgs,
+  symbol: LaunchSymbol,
+  params: Uint8Array<ArrayBuffer>,
+): void {
+  const st = args.lib.symbols[symbol](params, args.stream.handle);
+  check(args.lib, st, `${symbol} (layer "${args.layer.name}")`);
+}
+
+/** Kernels here compute in float32: other weight dtypes are a load-time diagnostic. */
+export function float32Weights(layer: ManifestLayer): string | undefined {
+  for (const [slot, w] of Object.entries(layer.weights)) {
+    if (w.dtype !== "float32") return `weights "${slot}" are ${w.dtype}; the kernel reads float32`;
+  }
+  return undefined;
+}
+
+/** A device address `bytes` further on. */
+export function offsetPointer(p: Deno.PointerValue, bytes: number): Deno.PointerValue {
+  return bytes === 0 || p === null ? p : Deno.UnsafePointer.offset(p, bytes);
+}
