@@ -252,24 +252,45 @@ layer {
   bottom: "roi"
   top: "prior"
 }
-layer { name: "pool" type: "Pooling" bottom: "prior" top: "pool" pooling_param { pool: STOCHASTIC kernel_size: 2 } }
+layer { name: "conv" type: "Convolution" bottom: "prior" top: "conv" convolution_param { num_output: 2 kernel_size: 1 } }
+layer { name: "det" type: "DetectionOutput" bottom: "conv" top: "det" }
 layer { name: "late" type: "ReLU" bottom: "never_defined" top: "late" }
 `;
   const e = await assertRejects(
     parseCaffe({ deploy }),
     "UNSUPPORTED",
-    /3 layers cannot be imported/,
+    /^<deploy>: 3 layers cannot be imported:\n/,
     /line 3: layer "roi": unsupported layer type "ROIPooling"/,
     /line 5: layer "prior": unsupported layer type "PriorBox"/,
-    /line 11: layer "pool": STOCHASTIC pooling/,
+    /line 12: layer "det": unsupported layer type "DetectionOutput"/,
     /pluginFactory/,
   );
+  // Checked before anything is built: the undefined bottom of "late" is not what is reported.
   assert.deepEqual(e.problems.map((p) => [p.layer, p.line]), [["roi", 3], ["prior", 5], [
-    "pool",
-    11,
+    "det",
+    12,
   ]]);
   assert.equal(e.line, 3);
   assert.equal(e.layer, "roi");
+  assert.equal(e.file, "<deploy>");
+});
+
+Deno.test("parseCaffe lists unsupported settings of known layer types with the others", async () => {
+  const deploy = `input: "data" input_shape { dim: 1 dim: 3 dim: 8 dim: 8 }
+layer { name: "pool" type: "Pooling" bottom: "data" top: "pool" pooling_param { pool: STOCHASTIC kernel_size: 2 } }
+layer { name: "lrn" type: "LRN" bottom: "pool" top: "lrn" lrn_param { norm_region: WITHIN_CHANNEL } }
+layer { name: "conv3d" type: "Convolution" bottom: "lrn" top: "c" convolution_param { num_output: 2 kernel_size: 1 kernel_size: 1 kernel_size: 1 } }
+layer { name: "spp" type: "SPP" bottom: "c" top: "spp" }`;
+  const e = await assertRejects(
+    parseCaffe({ deploy }),
+    "UNSUPPORTED",
+    /4 layers cannot be imported/,
+    /line 2: layer "pool": STOCHASTIC pooling/,
+    /line 3: layer "lrn": lrn_param\.norm_region WITHIN_CHANNEL/,
+    /line 4: layer "conv3d": kernel_size has 3 values \(N-D convolution/,
+    /line 5: layer "spp": unsupported layer type "SPP"/,
+  );
+  assert.equal(e.problems.length, 4);
 });
 
 registerPlugin({
