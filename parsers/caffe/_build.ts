@@ -99,7 +99,14 @@ export function buildNetwork(req: BuildRequest): { network: Network; blobs: Map<
   }
 
   // 2. Every layer Kiln cannot build, at once.
-  const isPlugin = (l: CaffeLayer) => !l.fromHeader && req.pluginFactory?.isPlugin(l.name) === true;
+  const isPlugin = (l: CaffeLayer) => {
+    if (l.fromHeader || !req.pluginFactory) return false;
+    try {
+      return req.pluginFactory.isPlugin(l.name) === true;
+    } catch (e) {
+      throw relocate(e, l, `${where(l)}: the plugin factory's isPlugin threw`, file, true);
+    }
+  };
   const problems: (KilnProblem & { what: string })[] = [];
   for (const l of active) {
     if (isPlugin(l)) continue;
@@ -122,14 +129,13 @@ export function buildNetwork(req: BuildRequest): { network: Network; blobs: Map<
     }
   }
   if (problems.length) {
+    const layerCount = new Set(problems.map((p) => p.layer)).size;
     const list = problems.map((p) => `  line ${p.line ?? "?"}: layer "${p.layer}": ${p.what}`).join(
       "\n",
     );
     throw new KilnError(
       "UNSUPPORTED",
-      `${file}: ${problems.length} layer${
-        problems.length > 1 ? "s" : ""
-      } cannot be imported:\n${list}\n` +
+      `${file}: ${layerCount} layer${layerCount > 1 ? "s" : ""} cannot be imported:\n${list}\n` +
         `Supported types: ${
           [...IMPORTERS.keys()].sort().join(", ")
         }; a pluginFactory can build others.`,
@@ -167,12 +173,17 @@ export function buildNetwork(req: BuildRequest): { network: Network; blobs: Map<
     };
     try {
       if (isPlugin(l)) {
-        const r = req.pluginFactory!.createPlugin(l.name, modelBlobs, {
-          network,
-          inputs,
-          params: l.msg,
-          type: l.type,
-        });
+        let r: ReturnType<CaffePluginFactory["createPlugin"]>;
+        try {
+          r = req.pluginFactory!.createPlugin(l.name, modelBlobs, {
+            network,
+            inputs,
+            params: l.msg,
+            type: l.type,
+          });
+        } catch (e) {
+          throw relocate(e, l, `${where(l)}: the plugin factory's createPlugin threw`, file, true);
+        }
         outs = r instanceof Layer
           ? r.outputs
           : r instanceof Tensor
@@ -310,20 +321,31 @@ function located(e: KilnError): KilnError {
 }
 
 /** An error thrown while importing a layer, with the layer's file, line and name. */
-function relocate(e: unknown, l: CaffeLayer, where: string, file: string): KilnError {
+function relocate(
+  e: unknown,
+  l: CaffeLayer,
+  where: string,
+  file: string,
+  foreign = false,
+): KilnError {
   if (e instanceof KilnError && LOCATED.has(e)) return e;
   const opts = { file, line: l.line, column: l.column, layer: l.name, cause: e };
   if (e instanceof KilnError) {
-    return new KilnError(e.code, `${where}: ${e.message}`, {
-      ...opts,
-      tensor: e.tensor,
-      problems: e.problems,
-    });
+    return located(
+      new KilnError(e.code, `${where}: ${e.message}`, {
+        ...opts,
+        tensor: e.tensor,
+        problems: e.problems,
+      }),
+    );
   }
-  return new KilnError(
-    "INTERNAL",
-    `${where}: import failed: ${e instanceof Error ? e.message : e}`,
-    opts,
+  // Foreign: thrown by the caller's plugin factory, not by Kiln.
+  return located(
+    new KilnError(
+      foreign ? "INVALID_ARGUMENT" : "INTERNAL",
+      `${where}: ${foreign ? "" : "import failed: "}${e instanceof Error ? e.message : e}`,
+      opts,
+    ),
   );
 }
 

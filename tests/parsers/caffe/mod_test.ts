@@ -351,6 +351,19 @@ layer { name: "custom" type: "MyAddBias" bottom: "data" top: "y" my_param_is_unk
     "INVALID_ATTRIBUTE",
     /layer "custom" \(MyAddBias\): the plugin factory returned 42/,
   );
+  const boom = () => {
+    throw new TypeError("boom");
+  };
+  await assertRejects(
+    parseCaffe({ deploy: ok, pluginFactory: { isPlugin: boom, createPlugin: boom } }),
+    "INVALID_ARGUMENT",
+    /<deploy>:2: layer "custom" \(MyAddBias\): the plugin factory's isPlugin threw: boom/,
+  );
+  await assertRejects(
+    parseCaffe({ deploy: ok, pluginFactory: { isPlugin: () => true, createPlugin: boom } }),
+    "INVALID_ARGUMENT",
+    /layer "custom" \(MyAddBias\): the plugin factory's createPlugin threw: boom/,
+  );
 });
 
 Deno.test("parseCaffe checks the model's blobs against the layers", async () => {
