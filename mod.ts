@@ -28,3 +28,6 @@ export { tfGruCellGates, tfLstmCellGates } from "./parsers/tf/gates.ts";
 export { onnxGruGates, onnxLstmGates, torchGruGates, torchLstmGates } from "./parsers/tf/gates.ts";
 export * from "./viz/mod.ts";
 export { parseCaffe, readCaffeBlob } from "./parsers/caffe/mod.ts";
+export { float32Values, parseWts, readWts } from "./parsers/tf/wts.ts";
+export { saveWts, writeWts, writeWts2 } from "./parsers/tf/wts.ts";
+export type { SaveWtsOptions, WtsTensor, WtsTensors } from "./parsers/tf/wts.ts";
