@@ -9,6 +9,7 @@ export {
   timelineFigure,
 } from "./figures.ts";
 export { display, PlotlyFigure } from "./display.ts";
+export { type GridImage, imageGridFigure, type ImageGridOptions } from "./images.ts";
 export { toHtml } from "./html.ts";
 export { drawNetwork, type GraphView, Svg, toDot, viewOfEngine, viewOfNetwork } from "./network.ts";
 export { type Progress, progress } from "./progress.ts";
