@@ -14,6 +14,7 @@ export {
   type Binding,
   deserializeEngine,
   Engine,
+  type ExecuteLoopOptions,
   type ExecuteOptions,
   ExecutionContext,
 } from "./runtime/engine.ts";

@@ -38,8 +38,33 @@ export interface ExecuteResult {
   layerMs?: number[];
 }
 
+/** A generation loop: the network run `steps` times, outputs fed back into inputs between runs. */
+export interface LoopRequest {
+  batchSize: number;
+  /** Host inputs by tensor index, for the first step (inputs not fed back keep them throughout). */
+  inputs: Map<number, HostArray>;
+  steps: number;
+  /** [output, input] tensor pairs, dims and dtypes equal: after each step the output is copied into the input. */
+  feedback: [number, number][];
+  /** Tensor indices whose value at every step is returned, the steps one after another. */
+  collect: number[];
+  profile: boolean;
+}
+
+export interface LoopResult {
+  /** Per collected tensor: `steps` values of it, concatenated (step-major). */
+  outputs: Map<number, HostArray>;
+  /** Milliseconds per layer (manifest order) of each step, when profiling. */
+  layerMs?: number[][];
+}
+
 export interface BackendContext extends Disposable {
   execute(req: ExecuteRequest): Promise<ExecuteResult>;
+  /**
+   * Runs a loop without a host round trip per step. Optional: the engine falls back to one
+   * `execute` per step for a backend without it.
+   */
+  executeLoop?(req: LoopRequest): Promise<LoopResult>;
 }
 
 export interface BackendEngine extends Disposable {

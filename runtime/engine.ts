@@ -4,7 +4,13 @@
  * checked (names, dtypes, sizes, batch) before any work is started.
  */
 import { type Dims, formatDims, isBatched, itemVolume, sameDims } from "../dsl/ir/dims.ts";
-import { bytesPerElement, type DType, dtypeOfArray, type HostArray } from "../dsl/ir/dtype.ts";
+import {
+  bytesPerElement,
+  type DType,
+  dtypeOfArray,
+  type HostArray,
+  newHostArray,
+} from "../dsl/ir/dtype.ts";
 import { parseAttrs } from "../dsl/layers/_define.ts";
 import { type AnyDef, checkWeights, inferShapeOf } from "../dsl/layers/_check.ts";
 import { isLayerKind, LAYERS } from "../dsl/layers/mod.ts";
@@ -174,6 +180,15 @@ export interface ExecuteOptions {
 
 export type HostOutputs = Record<string, HostArray>;
 
+export interface ExecuteLoopOptions extends ExecuteOptions {
+  /** How many times the network runs. */
+  steps: number;
+  /** Output binding → input binding: after each step the output becomes the input's value. */
+  feedback?: Record<string, string>;
+  /** Output bindings to return, each with its value at every step, one step after another. */
+  collect?: readonly string[];
+}
+
 export class ExecutionContext implements Disposable {
   readonly profiler: Profiler;
   #ctx: BackendContext | undefined;
@@ -205,6 +220,121 @@ export class ExecutionContext implements Disposable {
     const result: HostOutputs = {};
     for (const b of outs) result[b.name] = r.outputs.get(this.#tensorOf.get(b.name)!)!;
     return result;
+  }
+
+  /**
+   * Runs the network `steps` times; between steps each `feedback` output is copied into its
+   * input, on the device where the backend can (the other inputs keep their given values).
+   * Resolves with each `collect`ed output's values at every step, concatenated: [steps, ...].
+   */
+  async executeLoop(
+    inputs: Record<string, HostArray>,
+    options: ExecuteLoopOptions,
+  ): Promise<HostOutputs> {
+    if (!this.#ctx) {
+      throw new KilnError("INVALID_ARGUMENT", "the execution context has been disposed");
+    }
+    const { steps, feedback, collect } = this.#checkLoop(options);
+    const { batch, byTensor } = this.#checkInputs(inputs, options);
+    const profile = this.profiler.enabled;
+    const tensors = collect.map((name) => this.#tensorOf.get(name)!);
+    let outputs: Map<number, HostArray>;
+    if (this.#ctx.executeLoop) {
+      const r = await this.#ctx.executeLoop({
+        batchSize: batch,
+        inputs: byTensor,
+        steps,
+        feedback,
+        collect: tensors,
+        profile,
+      });
+      for (const ms of r.layerMs ?? []) this.profiler.record(ms);
+      outputs = r.outputs;
+    } else {
+      outputs = await this.#loopByExecute(steps, batch, byTensor, feedback, tensors, profile);
+    }
+    const result: HostOutputs = {};
+    collect.forEach((name, i) => (result[name] = outputs.get(tensors[i])!));
+    return result;
+  }
+
+  /** The loop for a backend without `executeLoop`: one execute per step through the host. */
+  async #loopByExecute(
+    steps: number,
+    batchSize: number,
+    first: Map<number, HostArray>,
+    feedback: [number, number][],
+    collect: number[],
+    profile: boolean,
+  ): Promise<Map<number, HostArray>> {
+    const ctx = this.#ctx!;
+    const inputs = new Map(first);
+    const wanted = [...new Set([...collect, ...feedback.map(([out]) => out)])];
+    const parts = collect.map(() => [] as HostArray[]);
+    for (let step = 0; step < steps; step++) {
+      const r = await ctx.execute({ batchSize, inputs, outputs: wanted, profile });
+      if (r.layerMs) this.profiler.record(r.layerMs);
+      collect.forEach((t, i) => parts[i].push(r.outputs.get(t)!));
+      for (const [out, input] of feedback) inputs.set(input, r.outputs.get(out)!);
+    }
+    return new Map(collect.map((t, i) => {
+      const one = parts[i][0];
+      const all = newHostArray(dtypeOfArray(one), steps * one.length);
+      parts[i].forEach((p, step) => all.set(p as never, step * one.length));
+      return [t, all];
+    }));
+  }
+
+  /** Checks steps, feedback pairs (output → input of equal dims and dtype) and collect names. */
+  #checkLoop(options: ExecuteLoopOptions) {
+    const bad = (message: string, tensor?: string): never => {
+      throw new KilnError("INVALID_ARGUMENT", `executeLoop: ${message}`, { tensor });
+    };
+    if (options === null || typeof options !== "object") bad("expects an options object");
+    const { steps, feedback = {}, collect = [] } = options;
+    if (!(Number.isInteger(steps) && steps >= 1)) {
+      bad(`steps must be a positive integer, got ${steps}`);
+    }
+    const binding = (name: string, isInput: boolean, where: string) => {
+      const b = this.engine.binding(name);
+      if (!b || b.isInput !== isInput) {
+        const kind = isInput ? "input" : "output";
+        const names = this.engine.bindings.filter((x) => x.isInput === isInput)
+          .map((x) => `"${x.name}"`).join(", ");
+        bad(`${where}: "${name}" is not an ${kind} binding (${kind}s: ${names})`, name);
+      }
+      return b!;
+    };
+    if (feedback === null || typeof feedback !== "object") {
+      bad("feedback must be an object of output binding → input binding names");
+    }
+    const pairs: [number, number][] = [];
+    const fedBy = new Map<string, string>();
+    for (const [outName, inName] of Object.entries(feedback)) {
+      const where = `feedback "${outName}" → "${inName}"`;
+      const out = binding(outName, false, where);
+      const input = binding(String(inName), true, where);
+      if (fedBy.has(input.name)) {
+        bad(`input "${input.name}" is fed by both "${fedBy.get(input.name)}" and "${outName}"`);
+      }
+      fedBy.set(input.name, outName);
+      if (!sameDims(out.shape, input.shape) || out.dtype !== input.dtype) {
+        bad(
+          `feedback "${outName}" → "${input.name}": the output is ${
+            fmt(out.shape)
+          } ${out.dtype}, ` +
+            `the input ${fmt(input.shape)} ${input.dtype}; dims and dtypes must be equal`,
+          outName,
+        );
+      }
+      pairs.push([this.#tensorOf.get(outName)!, this.#tensorOf.get(input.name)!]);
+    }
+    if (!Array.isArray(collect)) bad("collect must be an array of output binding names");
+    collect.forEach((name, i) => {
+      binding(name, false, "collect");
+      if (collect.indexOf(name) !== i) bad(`collect names "${name}" twice`, name);
+    });
+    return { steps, feedback: pairs, collect: [...collect] };
   }
 
   #checkInputs(inputs: Record<string, HostArray>, options: ExecuteOptions) {

@@ -1,6 +1,6 @@
 /** The CPU backend: runs each layer's TypeScript kernel over host arrays. */
 import { concreteDims } from "../../dsl/ir/dims.ts";
-import type { HostArray } from "../../dsl/ir/dtype.ts";
+import { type HostArray, newHostArray } from "../../dsl/ir/dtype.ts";
 import { KilnError } from "../../errors.ts";
 import type {
   Backend,
@@ -9,6 +9,8 @@ import type {
   ExecuteRequest,
   ExecuteResult,
   LoadedPlan,
+  LoopRequest,
+  LoopResult,
 } from "../backend.ts";
 import type { HostTensor } from "./_kernel.ts";
 import { CPU_KERNELS } from "./mod.ts";
@@ -82,10 +84,58 @@ class CpuContext implements BackendContext {
   }
 
   execute(req: ExecuteRequest): Promise<ExecuteResult> {
-    const { manifest, weights } = this.plan;
     const buffers = this.#buffers(req.batchSize);
     for (const [i, data] of req.inputs) buffers[i].set(data as never);
-    const dims = manifest.tensors.map((t) => concreteDims(t.dims, req.batchSize));
+    const layerMs = this.#runLayers(buffers, req.batchSize, req.profile);
+    const outputs = new Map<number, HostArray>();
+    for (const t of req.outputs) outputs.set(t, buffers[t].slice());
+    return Promise.resolve({ outputs, layerMs });
+  }
+
+  /**
+   * The loop in the arena: after each step every fed-back output is copied into its input's
+   * slot. The memory plan lets a later layer reuse an input's bytes once its last reader has run,
+   * so inputs not fed back are set again before each step when their slot is shared, and when an
+   * output's slot overlaps another pair's input the outputs go through a staging copy first.
+   */
+  executeLoop(req: LoopRequest): Promise<LoopResult> {
+    const buffers = this.#buffers(req.batchSize);
+    for (const [i, data] of req.inputs) buffers[i].set(data as never);
+    const fed = new Set(req.feedback.map(([, input]) => input));
+    const shared = [...req.inputs].filter(([i]) =>
+      !fed.has(i) && buffers.some((b, t) => t !== i && overlaps(b, buffers[i]))
+    );
+    const crossed = req.feedback.some(([out], p) =>
+      req.feedback.some(([, input], q) => p !== q && overlaps(buffers[out], buffers[input]))
+    );
+    const staging = crossed ? req.feedback.map(([out]) => buffers[out].slice()) : undefined;
+    const outputs = new Map<number, HostArray>();
+    for (const t of req.collect) {
+      const dtype = this.plan.manifest.tensors[t].dtype;
+      outputs.set(t, newHostArray(dtype, req.steps * buffers[t].length));
+    }
+    const layerMs: number[][] = [];
+    for (let step = 0; step < req.steps; step++) {
+      const ms = this.#runLayers(buffers, req.batchSize, req.profile);
+      if (ms) layerMs.push(ms);
+      for (const [t, all] of outputs) all.set(buffers[t] as never, step * buffers[t].length);
+      if (step === req.steps - 1) break;
+      // The next step's inputs: fed-back outputs, and the given values where a slot is shared.
+      if (staging) {
+        req.feedback.forEach(([out], p) => staging[p].set(buffers[out] as never));
+        req.feedback.forEach(([, input], p) => buffers[input].set(staging[p] as never));
+      } else {
+        for (const [out, input] of req.feedback) buffers[input].set(buffers[out] as never);
+      }
+      for (const [i, data] of shared) buffers[i].set(data as never);
+    }
+    return Promise.resolve({ outputs, layerMs: req.profile ? layerMs : undefined });
+  }
+
+  /** Runs every layer's kernel over the arena; per-layer milliseconds when profiling. */
+  #runLayers(buffers: HostArray[], batch: number, profile: boolean): number[] | undefined {
+    const { manifest, weights } = this.plan;
+    const dims = manifest.tensors.map((t) => concreteDims(t.dims, batch));
     const layerMs: number[] = [];
     manifest.layers.forEach((layer, li) => {
       const kernel = CPU_KERNELS[layer.kind];
@@ -95,7 +145,7 @@ class CpuContext implements BackendContext {
         });
       }
       const view = (t: number): HostTensor => ({ data: buffers[t], dims: dims[t] });
-      const t0 = req.profile ? performance.now() : 0;
+      const t0 = profile ? performance.now() : 0;
       kernel({
         layer: layer.name,
         attrs: layer.attrs,
@@ -103,17 +153,20 @@ class CpuContext implements BackendContext {
         inputs: layer.inputs.map(view),
         outputs: layer.outputs.map(view),
       });
-      if (req.profile) layerMs.push(performance.now() - t0);
+      if (profile) layerMs.push(performance.now() - t0);
     });
-    const outputs = new Map<number, HostArray>();
-    for (const t of req.outputs) outputs.set(t, buffers[t].slice());
-    return Promise.resolve({ outputs, layerMs: req.profile ? layerMs : undefined });
+    return profile ? layerMs : undefined;
   }
 
   [Symbol.dispose](): void {
     this.#views.clear();
     this.#arena = undefined;
   }
+}
+
+/** Whether two views of the arena share bytes. */
+function overlaps(a: HostArray, b: HostArray): boolean {
+  return a.byteOffset < b.byteOffset + b.byteLength && b.byteOffset < a.byteOffset + a.byteLength;
 }
 
 function volumeOf(d: number[]): number {
