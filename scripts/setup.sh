@@ -20,3 +20,29 @@ deno install --quiet >&2
 if command -v nvcc >/dev/null 2>&1 && [ -f cuda/build.ts ]; then
   deno task --quiet build:native >&2
 fi
+
+# Test command only (scripts/test.sh sets KILN_TEST_TOOLS=1): what the notebook and browser
+# tests need, from Debian, when missing and we are root or have passwordless sudo: Jupyter's
+# nbconvert (executes notebooks/ headless), Chromium (opens the HTML exports) and Liberation fonts
+# (Helvetica's metrics, which Graphviz lays text out with). Then the Deno kernel, for people who
+# open the notebooks. Without these, those tests fail and say what to install.
+if [ "${KILN_TEST_TOOLS:-}" = 1 ]; then
+  missing=()
+  jupyter nbconvert --version >/dev/null 2>&1 || missing+=(jupyter-nbconvert jupyter-client)
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  fc-list 2>/dev/null | grep -q LiberationSans || missing+=(fonts-liberation)
+  as_root=""
+  [ "$(id -u)" = 0 ] || as_root="sudo -n"
+  if [ ${#missing[@]} -gt 0 ] && { [ -z "$as_root" ] || sudo -n true 2>/dev/null; }; then
+    echo "[setup] installing ${missing[*]} with apt-get" >&2
+    # A fresh image may have no package lists yet.
+    apt-cache show "${missing[@]}" >/dev/null 2>&1 || $as_root apt-get update -qq >&2 || true
+    $as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      "${missing[@]}" >&2 || echo "[setup] apt-get failed: ${missing[*]} not installed" >&2
+  elif [ ${#missing[@]} -gt 0 ]; then
+    echo "[setup] not root and no passwordless sudo: ${missing[*]} not installed" >&2
+  fi
+  if kernels=$(jupyter kernelspec list 2>/dev/null) && ! grep -qE '^\s*deno\s' <<<"$kernels"; then
+    deno jupyter --install >&2
+  fi
+fi

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's test command (and CI's): set up, then format check, lint and every test.
 set -euo pipefail
+export KILN_TEST_TOOLS=1 # setup.sh also installs Jupyter and Chromium for the tests
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
