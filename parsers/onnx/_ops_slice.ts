@@ -1,0 +1,275 @@
+/**
+ * ONNX ops that cut, join and pick: Concat, Split, Slice, Gather and Pad. Contiguous ranges
+ * become Padding layers with negative pads (crops); strided or reversed ranges become Gathers of
+ * constant indices. Constant inputs fold on the host.
+ */
+import { type Dim, type Dims, formatDims, N } from "../../dsl/ir/dims.ts";
+import type { Tensor } from "../../dsl/ir/graph.ts";
+import { concatConst, ConstTensor, reshapeConst, takeConst } from "./_const.ts";
+import { axisOf, type ImportContext, intsFrom, type OnnxValue, registerOp } from "./_registry.ts";
+
+registerOp("Concat", {
+  check: (attr) => (attr.has("axis") ? [] : ['the "axis" attribute is missing']),
+  fold: (ctx) => {
+    const parts = givenInputs(ctx).map((i) => ctx.constant(i)!);
+    const axis = axisOf(ctx, ctx.attr.int("axis", 0), parts[0].dims.length);
+    checkConcat(ctx, parts.map((p) => p.dims), axis);
+    return [concatConst(parts, axis)];
+  },
+  import: (ctx) => {
+    const ins = givenInputs(ctx);
+    if (ins.length === 1) return ctx.value(ins[0]);
+    const axis = axisOf(ctx, ctx.attr.int("axis", 0), ctx.dims(ins[0]).length);
+    return ctx.add("Concatenation", ins.map((i) => ctx.tensor(i)), { axis }).output(0);
+  },
+});
+
+function givenInputs(ctx: ImportContext): number[] {
+  const ins = ctx.node.inputs.map((_, i) => i).filter((i) => ctx.has(i));
+  if (!ins.length) ctx.fail("needs at least one input", "INVALID_NETWORK");
+  return ins;
+}
+
+function checkConcat(ctx: ImportContext, shapes: Dims[], axis: number): void {
+  const first = shapes[0];
+  for (const s of shapes) {
+    if (s.length !== first.length || s.some((d, i) => i !== axis && d !== first[i])) {
+      ctx.fail(
+        `inputs ${shapes.map(formatDims).join(", ")} differ in more than axis ${axis}`,
+        "SHAPE_MISMATCH",
+      );
+    }
+  }
+}
+
+/** One [start, end) range along an axis (step 1), or explicit indices (any step). */
+type Pick = { axis: number; start: number; end: number } | { axis: number; indices: number[] };
+
+/** A value cut to `picks`, in order: constants on the host, tensors with Padding and Gather. */
+function cut(ctx: ImportContext, v: OnnxValue, picks: Pick[], suffix: string): OnnxValue {
+  const dims = v.dims;
+  for (const p of picks) {
+    const len = "indices" in p ? p.indices.length : p.end - p.start;
+    if (len <= 0) {
+      ctx.fail(`the result along axis ${p.axis} would be empty; Kiln has no empty tensors`);
+    }
+    if (dims[p.axis] === N) ctx.fail(`cannot cut along axis ${p.axis}: it is the symbolic batch N`);
+  }
+  if (v instanceof ConstTensor) {
+    let c = v;
+    for (const p of picks) {
+      const idx = "indices" in p ? p.indices : range(p.start, p.end);
+      c = takeConst(c, p.axis, idx);
+    }
+    return c;
+  }
+  let t: Tensor = v;
+  const ranges = picks.filter((p): p is Extract<Pick, { start: number }> => "start" in p);
+  const full = (p: { axis: number; start: number; end: number }) =>
+    p.start === 0 && p.end === dims[p.axis];
+  const crops = ranges.filter((p) => !full(p));
+  if (crops.length) {
+    // Padding aligns its pads to the last dims: cover the dims from the first cropped axis.
+    const from = Math.min(...crops.map((p) => p.axis));
+    const pre = new Array(dims.length - from).fill(0);
+    const post = new Array(dims.length - from).fill(0);
+    for (const p of crops) {
+      pre[p.axis - from] = -p.start;
+      post[p.axis - from] = -((dims[p.axis] as number) - p.end);
+    }
+    t = ctx.add("Padding", [t], { pre, post }, suffix).output(0);
+  }
+  for (const p of picks) {
+    if (!("indices" in p)) continue;
+    const idx = ctx.materialize(
+      ConstTensor.of(6, [p.indices.length], p.indices),
+      `${ctx.node.name}/indices`,
+    );
+    t = ctx.add("Gather", [t, idx], { axis: p.axis }, `${suffix}${p.axis}`).output(0);
+  }
+  return t;
+}
+
+function range(start: number, end: number, step = 1): number[] {
+  const out: number[] = [];
+  for (let i = start; step > 0 ? i < end : i > end; i += step) out.push(i);
+  return out;
+}
+
+registerOp("Split", {
+  import: (ctx) => {
+    const x = ctx.value(0);
+    const dims = x.dims;
+    const axis = axisOf(ctx, ctx.attr.int("axis", 0), dims.length);
+    if (dims[axis] === N) ctx.fail(`cannot split along axis ${axis}: it is the symbolic batch N`);
+    const len = dims[axis] as number;
+    const outputs = ctx.node.outputs.length;
+    let sizes = intsFrom(ctx, "split", 1, 13);
+    if (sizes === undefined) {
+      const n = ctx.opset >= 18 && ctx.attr.has("num_outputs")
+        ? ctx.attr.int("num_outputs", 0)
+        : outputs;
+      if (!(n >= 1)) ctx.fail(`num_outputs ${n} must be positive`, "INVALID_ATTRIBUTE");
+      // Equal parts; with num_outputs the last may be smaller (ceil-sized chunks).
+      const chunk = Math.ceil(len / n);
+      if (ctx.opset < 18 && len % n !== 0) {
+        ctx.fail(
+          `dim ${len} of axis ${axis} does not split into ${n} equal parts`,
+          "INVALID_ARGUMENT",
+        );
+      }
+      sizes = Array.from({ length: n }, (_, i) => Math.min(chunk, len - i * chunk));
+    }
+    if (sizes.length !== outputs || sizes.reduce((a, b) => a + b, 0) !== len) {
+      ctx.fail(
+        `split sizes [${sizes.join(", ")}] must be ${outputs} sizes adding up to ${len}`,
+        "INVALID_ARGUMENT",
+      );
+    }
+    let at = 0;
+    return sizes.map((s, i) => {
+      const v = cut(ctx, x, [{ axis, start: at, end: at + s }], `split${i}`);
+      at += s;
+      return v;
+    });
+  },
+});
+
+/** Slice's picks with ONNX's clamping rules (start/end clamped per step sign). */
+function slicePicks(ctx: ImportContext, dims: Dims): Pick[] {
+  const starts = intsFrom(ctx, "starts", 1, 10);
+  const ends = intsFrom(ctx, "ends", 2, 10);
+  if (!starts || !ends || starts.length !== ends.length) {
+    ctx.fail("starts and ends must be given, of equal length", "INVALID_ARGUMENT");
+  }
+  const axes = intsFrom(ctx, "axes", 3, 10) ?? starts!.map((_, i) => i);
+  const steps = (ctx.opset >= 10 ? intsFrom(ctx, "steps", 4, 10) : undefined) ??
+    starts!.map(() => 1);
+  if (axes.length !== starts!.length || steps.length !== starts!.length) {
+    ctx.fail("starts, ends, axes and steps must have equal lengths", "INVALID_ARGUMENT");
+  }
+  const seen = new Set<number>();
+  const picks: Pick[] = [];
+  starts!.forEach((s0, k) => {
+    const axis = axisOf(ctx, axes[k], dims.length);
+    if (seen.has(axis)) ctx.fail(`axis ${axis} is sliced twice`, "INVALID_ARGUMENT");
+    seen.add(axis);
+    const step = steps[k];
+    if (!Number.isInteger(step) || step === 0) {
+      ctx.fail(`step ${step} must be a non-zero integer`, "INVALID_ARGUMENT");
+    }
+    const d = dims[axis];
+    if (d === N) {
+      // The whole batch, as written by exporters (0 to "infinity"), is no cut at all.
+      if (step === 1 && s0 === 0 && ends![k] >= 2 ** 31 - 1) return;
+      ctx.fail(`cannot slice axis ${axis}: it is the symbolic batch N`);
+    }
+    const len = d as number;
+    let s = s0 < 0 ? s0 + len : s0, e = ends![k] < 0 ? ends![k] + len : ends![k];
+    if (step > 0) {
+      s = Math.min(Math.max(s, 0), len);
+      e = Math.min(Math.max(e, 0), len);
+    } else {
+      s = Math.min(Math.max(s, 0), len - 1);
+      e = Math.min(Math.max(e, -1), len - 1);
+    }
+    if (step === 1) picks.push({ axis, start: s, end: e });
+    else picks.push({ axis, indices: range(s, e, step) });
+  });
+  return picks;
+}
+
+registerOp("Slice", {
+  fold: (ctx) => [cut(ctx, ctx.constant(0)!, slicePicks(ctx, ctx.dims(0)), "slice") as ConstTensor],
+  import: (ctx) => cut(ctx, ctx.value(0), slicePicks(ctx, ctx.dims(0)), "slice"),
+});
+
+registerOp("Gather", {
+  fold: (ctx) => {
+    const data = ctx.constant(0)!, indices = ctx.constant(1)!;
+    const axis = axisOf(ctx, ctx.attr.int("axis", 0), data.dims.length);
+    const picks = gatherIndices(ctx, indices, data.dims[axis]);
+    const taken = takeConst(data, axis, picks);
+    const dims = [...data.dims.slice(0, axis), ...indices.dims, ...data.dims.slice(axis + 1)];
+    return [reshapeConst(taken, dims)];
+  },
+  import: (ctx) => {
+    const dataDims = ctx.dims(0);
+    const axis = axisOf(ctx, ctx.attr.int("axis", 0), dataDims.length);
+    if (dataDims[axis] === N) {
+      ctx.fail(`cannot gather along axis ${axis}: it is the symbolic batch N`);
+    }
+    const c = ctx.constant(1);
+    let indices: Tensor;
+    if (c) {
+      const picks = gatherIndices(ctx, c, dataDims[axis] as number);
+      indices = ctx.materialize(ConstTensor.of(6, c.dims, picks), ctx.node.inputs[1]);
+    } else {
+      indices = ctx.tensor(1);
+      if (indices.dtype !== "int32") {
+        ctx.fail(`indices are ${indices.dtype}; int32 or int64 expected`);
+      }
+    }
+    return ctx.add("Gather", [ctx.tensor(0), indices], { axis }).output(0);
+  },
+});
+
+/** Constant gather indices, negatives counted from the end, each checked against the axis. */
+function gatherIndices(ctx: ImportContext, c: ConstTensor, len: Dim): number[] {
+  if (c.isFloat || c.hasBatch) ctx.fail(`indices ${c} must be integers`, "INVALID_ARGUMENT");
+  return c.list().map((i) => {
+    const k = i < 0 ? i + (len as number) : i;
+    if (!(k >= 0 && k < (len as number))) {
+      ctx.fail(`index ${i} is out of range for an axis of ${len}`, "INVALID_ARGUMENT");
+    }
+    return k;
+  });
+}
+
+registerOp("Pad", {
+  check: (attr, opset) => {
+    const mode = attr.string("mode", "constant");
+    const out = ["constant", "reflect", "edge"].includes(mode) ? [] : [`mode "${mode}"`];
+    if (opset < 11 && !attr.has("pads") && !attr.has("paddings")) {
+      out.push('the "pads" attribute is missing');
+    }
+    return out;
+  },
+  import: (ctx) => {
+    const x = ctx.tensor(0);
+    const rank = x.dims.length;
+    const mode = ctx.attr.string("mode", "constant");
+    let pads: number[] | undefined, value = 0;
+    if (ctx.opset < 11) {
+      pads = ctx.attr.ints("pads") ?? ctx.attr.ints("paddings");
+      value = ctx.attr.float("value", 0);
+    } else {
+      pads = intsFrom(ctx, "pads", 1, 11);
+      if (ctx.has(2)) {
+        const v = ctx.constInput(2, "constant_value");
+        if (v.size !== 1 || v.hasBatch) {
+          ctx.fail(`constant_value must be a scalar, got ${v}`, "INVALID_ARGUMENT");
+        }
+        value = v.values[0];
+      }
+    }
+    const axes = ctx.opset >= 18 ? intsFrom(ctx, "axes", 3, 18) : undefined;
+    const which = axes
+      ? axes.map((a) => axisOf(ctx, a, rank))
+      : Array.from({ length: rank }, (_, i) => i);
+    if (!pads || pads.length !== 2 * which.length) {
+      ctx.fail(
+        `pads [${pads ?? ""}] must hold ${2 * which.length} values (begins, then ends)`,
+        "INVALID_ARGUMENT",
+      );
+    }
+    const pre = new Array(rank).fill(0), post = new Array(rank).fill(0);
+    which.forEach((a, k) => {
+      pre[a] = pads![k];
+      post[a] = pads![k + which.length];
+    });
+    if (pre.every((p) => p === 0) && post.every((p) => p === 0)) return x;
+    if (mode !== "constant") value = 0;
+    return ctx.add("Padding", [x], { pre, post, mode, value }).output(0);
+  },
+});
