@@ -32,3 +32,5 @@ export { parseCaffe, readCaffeBlob } from "./parsers/caffe/mod.ts";
 export { float32Values, parseWts, readWts } from "./parsers/tf/wts.ts";
 export { saveWts, writeWts, writeWts2 } from "./parsers/tf/wts.ts";
 export type { SaveWtsOptions, WtsTensor, WtsTensors } from "./parsers/tf/wts.ts";
+export { onnxHostArray, parseOnnx, readOnnxTensor } from "./parsers/onnx/mod.ts";
+export type { OnnxDiagnostic, OnnxTensorData, ParseOnnxOptions } from "./parsers/onnx/mod.ts";
