@@ -18,6 +18,7 @@ import {
   CHECKPOINT,
   FEEDBACK,
   generate,
+  main,
   readVocab,
   unescapeFlag,
 } from "../../examples/charrnn.ts";
@@ -228,4 +229,19 @@ Deno.test("charrnn: readVocab reads the shipped map and names a broken file", as
 Deno.test("charrnn: \\n, \\t and \\\\ in a flag are the characters they name", () => {
   assert.equal(unescapeFlag("ROMEO:\\n"), "ROMEO:\n");
   assert.equal(unescapeFlag("a\\tb\\\\n"), "a\tb\\n");
+});
+
+Deno.test("charrnn main prints the prompt and the generated text; a bad flag is exit code 2", async () => {
+  const printed: string[] = [], errors: string[] = [];
+  const { log, error } = console;
+  console.log = (s: string) => printed.push(s);
+  console.error = (s: string) => errors.push(s);
+  try {
+    assert.equal(await main(["--prompt=ROMEO:\\n", "--length=18", "--device=cpu"]), 0);
+    assert.deepEqual(printed, ["ROMEO:\nI will be so done."]);
+    assert.equal(await main(["--length=ten"]), 2);
+    assert.match(errors.join("\n"), /--length must be a positive integer; got "ten"/);
+  } finally {
+    Object.assign(console, { log, error });
+  }
 });
