@@ -234,7 +234,8 @@ function pool(type: "max" | "average") {
       if (ctx.node.outputs.length > 1 && ctx.node.outputs[1] !== "") {
         ctx.fail("the Indices output of MaxPool is not supported");
       }
-      const { x4, sizes, oneD } = spatial4d(ctx, floatTensor(ctx, 0));
+      const x = floatTensor(ctx, 0);
+      const sizes = x.dims.slice(2) as number[];
       const kernel = ctx.attr.ints("kernel_shape");
       if (!kernel || kernel.length !== sizes.length) {
         ctx.fail(`kernel_shape must hold ${sizes.length} values`, "INVALID_ATTRIBUTE");
@@ -247,18 +248,50 @@ function pool(type: "max" | "average") {
           );
         }
       });
-      const y = ctx.add("Pooling", [x4], {
+      const attrs = (dims: number[], h: number) => ({
         type,
-        window: pair(kernel!, 1),
-        stride: pair(g.strides, 1),
-        padding: pair(g.pre, 0),
-        postPadding: pair(g.post, 0),
+        window: pair(dims.map((i) => g.kernel[i]), h),
+        stride: pair(dims.map((i) => g.strides[i]), h),
+        padding: pair(dims.map((i) => g.pre[i]), 0),
+        postPadding: pair(dims.map((i) => g.post[i]), 0),
         excludePadding: ctx.attr.int("count_include_pad", 0) === 0,
         rounding: ctx.attr.int("ceil_mode", 0) === 1 ? "ceil" : "floor",
-      }).output(0);
+      });
+      if (sizes.length === 3) return pool3d(ctx, x, attrs);
+      const { x4, oneD } = spatial4d(ctx, x);
+      const y = ctx.add("Pooling", [x4], attrs(oneD ? [0] : [0, 1], 1)).output(0);
       return from2d(ctx, y, oneD);
     },
   };
+}
+
+/**
+ * A 3-D pool as two 2-D ones: over (H, W) on an [N, C·D, H, W] view, then over D (a (kd, 1)
+ * window) on [N, C, D, H'·W']. Max and average pools are separable: a window's maximum is the
+ * maximum of per-row maxima, and its sum and element count (padding counted or not) are
+ * products over the dims.
+ */
+function pool3d(
+  ctx: ImportContext,
+  x: Tensor,
+  attrs: (dims: number[], h: number) => Record<string, unknown>,
+): Tensor {
+  const [n, c, d, h, w] = x.dims;
+  if ([c, d, h, w].some((v) => v === N)) ctx.fail("the symbolic batch N must be dim 0");
+  const hw = ctx.add(
+    "Pooling",
+    [reshape(ctx, x, [n, (c as number) * (d as number), h, w], "hw")],
+    attrs([1, 2], 1),
+    "hw",
+  ).output(0);
+  const [oh, ow] = [hw.dims[2] as number, hw.dims[3] as number];
+  const flat = reshape(ctx, hw, [n, c, d, oh * ow], "dview");
+  const depth = attrs([0], 1);
+  // The D pass: window (kd, 1) down the rows of the [D, H'·W'] view.
+  const swap = (v: unknown) => [(v as number[])[1], (v as number[])[0]];
+  for (const k of ["window", "stride", "padding", "postPadding"]) depth[k] = swap(depth[k]);
+  const y = ctx.add("Pooling", [flat], depth, "d").output(0);
+  return reshape(ctx, y, [n, c, y.dims[2], oh, ow], "as3d");
 }
 
 registerOp("MaxPool", pool("max"));
@@ -388,6 +421,44 @@ registerOp("InstanceNormalization", {
     )
       .output(0);
     return ctx.add("ElementWise", [scaled, channelParam(ctx, 2, r, c)], { op: "sum" }).output(0);
+  },
+});
+
+registerOp("LayerNormalization", {
+  check: (attr) =>
+    attr.int("stash_type", 1) === 1
+      ? []
+      : [`stash_type ${attr.int("stash_type", 1)} (Kiln computes in float32)`],
+  import: (ctx) => {
+    const x = floatTensor(ctx, 0);
+    const r = x.dims.length;
+    let axis = ctx.attr.int("axis", -1);
+    if (axis < 0) axis += r;
+    if (!(axis >= 0 && axis < r)) {
+      ctx.fail(`axis ${ctx.attr.int("axis")} is out of range for rank ${r}`, "INVALID_ATTRIBUTE");
+    }
+    const axes = Array.from({ length: r - axis }, (_, i) => i + axis);
+    if (axes.some((a) => x.dims[a] === N)) {
+      ctx.fail(`normalizing over the symbolic batch N (axis ${axis})`);
+    }
+    const eps = ctx.attr.float("epsilon", 1e-5);
+    const mean = ctx.add("Reduce", [x], { op: "avg", axes, keepDims: true }, "mean").output(0);
+    const centered = ctx.add("ElementWise", [x, mean], { op: "sub" }, "center").output(0);
+    const sq = ctx.add("ElementWise", [centered, centered], { op: "prod" }, "square").output(0);
+    const variance = ctx.add("Reduce", [sq], { op: "avg", axes, keepDims: true }, "variance")
+      .output(0);
+    const inv = ctx.add(
+      "Unary",
+      [standardDeviation(ctx, variance, eps)],
+      { op: "recip" },
+      "invStdDev",
+    ).output(0);
+    let y = ctx.add("ElementWise", [centered, inv], { op: "prod" }, "normalize").output(0);
+    y = ctx.add("ElementWise", [y, floatTensor(ctx, 1)], { op: "prod" }, "scale").output(0);
+    if (ctx.has(2)) {
+      y = ctx.add("ElementWise", [y, floatTensor(ctx, 2)], { op: "sum" }, "bias").output(0);
+    }
+    return [y, mean, inv];
   },
 });
 

@@ -296,3 +296,48 @@ registerOp("Unsqueeze", {
   fold: (ctx) => [reshapeConst(ctx.constant(0)!, unsqueezeDims(ctx, ctx.dims(0)) as number[])],
   import: (ctx) => reshape(ctx, ctx.tensor(0), unsqueezeDims(ctx, ctx.dims(0)), "unsqueeze"),
 });
+
+/**
+ * DepthToSpace / SpaceToDepth as reshape → transpose → reshape over 6-D views of [N, C, H, W]
+ * (ONNX's definitions; DepthToSpace's DCR and CRD modes differ in the channel split).
+ */
+function blockShuffle(ctx: ImportContext, toSpace: boolean) {
+  const x = ctx.value(0);
+  if (x.dims.length !== 4) {
+    ctx.fail(`input ${formatDims(x.dims)} must be [N, C, H, W]`, "SHAPE_MISMATCH");
+  }
+  const b = ctx.attr.int("blocksize", 0);
+  if (!(b >= 1)) ctx.fail(`blocksize ${b} must be positive`, "INVALID_ATTRIBUTE");
+  const [n, c, h, w] = x.dims as [Dim, number, number, number];
+  let view: Dim[], perm: number[], out: Dim[];
+  if (toSpace) {
+    if (c % (b * b) !== 0) {
+      ctx.fail(`channels ${c} do not divide by blocksize² ${b * b}`, "SHAPE_MISMATCH");
+    }
+    const crd = ctx.attr.string("mode", "DCR") === "CRD";
+    view = crd ? [n, c / (b * b), b, b, h, w] : [n, b, b, c / (b * b), h, w];
+    perm = crd ? [0, 1, 4, 2, 5, 3] : [0, 3, 4, 1, 5, 2];
+    out = [n, c / (b * b), h * b, w * b];
+  } else {
+    if (h % b !== 0 || w % b !== 0) {
+      ctx.fail(`${h}x${w} does not divide by blocksize ${b}`, "SHAPE_MISMATCH");
+    }
+    view = [n, c, h / b, b, w / b, b];
+    perm = [0, 3, 5, 1, 2, 4];
+    out = [n, c * b * b, h / b, w / b];
+  }
+  if (x instanceof ConstTensor) {
+    return reshapeConst(transposeConst(reshapeConst(x, view as number[]), perm), out as number[]);
+  }
+  const t = transpose(ctx, reshape(ctx, x, view, "view"), perm, "shuffle");
+  return reshape(ctx, t, out, "out");
+}
+
+registerOp("DepthToSpace", {
+  check: (attr) => {
+    const mode = attr.string("mode", "DCR");
+    return mode === "DCR" || mode === "CRD" ? [] : [`mode "${mode}"`];
+  },
+  import: (ctx) => blockShuffle(ctx, true),
+});
+registerOp("SpaceToDepth", { import: (ctx) => blockShuffle(ctx, false) });

@@ -1,12 +1,19 @@
 /**
- * ONNX ops that cut, join and pick: Concat, Split, Slice, Gather and Pad. Contiguous ranges
+ * ONNX ops that cut, join, pick and repeat: Concat, Split, Slice, Gather, Pad, Tile, Expand. Contiguous ranges
  * become Padding layers with negative pads (crops); strided or reversed ranges become Gathers of
  * constant indices. Constant inputs fold on the host.
  */
 import { type Dim, type Dims, formatDims, N } from "../../dsl/ir/dims.ts";
 import type { Tensor } from "../../dsl/ir/graph.ts";
 import { concatConst, ConstTensor, reshapeConst, takeConst } from "./_const.ts";
-import { axisOf, type ImportContext, intsFrom, type OnnxValue, registerOp } from "./_registry.ts";
+import {
+  axisOf,
+  type ImportContext,
+  intsFrom,
+  type OnnxValue,
+  registerOp,
+  reshape,
+} from "./_registry.ts";
 
 registerOp("Concat", {
   check: (attr) => (attr.has("axis") ? [] : ['the "axis" attribute is missing']),
@@ -271,5 +278,72 @@ registerOp("Pad", {
     if (pre.every((p) => p === 0) && post.every((p) => p === 0)) return x;
     if (mode !== "constant") value = 0;
     return ctx.add("Padding", [x], { pre, post, mode, value }).output(0);
+  },
+});
+
+/** Repeats of `v` along each axis by Gathers of constant indices (exact for every dtype). */
+function repeat(
+  ctx: ImportContext,
+  v: OnnxValue,
+  order: (axis: number, len: number) => number[] | undefined,
+): OnnxValue {
+  let out = v;
+  v.dims.forEach((d, axis) => {
+    const idx = order(axis, d as number);
+    if (!idx) return;
+    if (d === N) ctx.fail(`cannot repeat along axis ${axis}: it is the symbolic batch N`);
+    out = cut(ctx, out, [{ axis, indices: idx }], "repeat");
+  });
+  return out;
+}
+
+registerOp("Tile", {
+  import: (ctx) => {
+    const x = ctx.value(0);
+    const repeats = intsFrom(ctx, "repeats", 1, 6)!;
+    if (!repeats || repeats.length !== x.dims.length || repeats.some((r) => !(r >= 1))) {
+      ctx.fail(
+        `repeats [${repeats}] must hold ${x.dims.length} positive counts`,
+        "INVALID_ARGUMENT",
+      );
+    }
+    // Tiling an axis r times reads its indices 0..d−1, r times over.
+    return repeat(
+      ctx,
+      x,
+      (axis, len) =>
+        repeats[axis] === 1 ? undefined : range(0, len * repeats[axis]).map((i) => i % len),
+    );
+  },
+});
+
+registerOp("Expand", {
+  import: (ctx) => {
+    let x = ctx.value(0);
+    const shape = ctx.constInput(1, "shape");
+    if (shape.hasBatch) ctx.fail("the target shape holds the symbolic batch N");
+    const target = shape.list();
+    if (target.length > x.dims.length) {
+      // Numpy broadcasting aligns the trailing dims: prepend 1s.
+      const dims = [...new Array(target.length - x.dims.length).fill(1), ...x.dims];
+      if (x.dims[0] === N) {
+        ctx.fail(
+          `expanding ${
+            formatDims(x.dims)
+          } to rank ${target.length} would move the symbolic batch N`,
+        );
+      }
+      x = x instanceof ConstTensor ? reshapeConst(x, dims) : reshape(ctx, x, dims, "rank");
+    }
+    const lead = x.dims.length - target.length;
+    // A dim of 1 broadcast to t reads index 0, t times.
+    return repeat(ctx, x, (axis, len) => {
+      const t = axis < lead ? 1 : target[axis - lead];
+      if (t === 1 || t === len) return undefined;
+      if (len !== 1) {
+        ctx.fail(`shape ${shape} does not broadcast with ${formatDims(x.dims)}`, "SHAPE_MISMATCH");
+      }
+      return new Array(t).fill(0);
+    });
   },
 });
