@@ -51,3 +51,55 @@ export class PlotlyFigure implements Figure {
 export function display(fig: Figure): PlotlyFigure {
   return new PlotlyFigure(fig);
 }
+
+/** Anything with a Jupyter MIME bundle (figures wrapped by display(), drawings from drawNetwork). */
+export interface Displayable {
+  [JUPYTER_DISPLAY](): Record<string, unknown>;
+}
+
+type DisplayFn = (bundle: Record<string, unknown>, options: { raw: boolean }) => unknown;
+
+/** How long to give the kernel to publish a bundle of `bytes` before the cell may end. */
+export function publishDelayMs(bytes: number): number {
+  return bytes < 1_000_000 ? 0 : 250 + Math.ceil((250 * bytes) / 1_000_000);
+}
+
+/**
+ * Shows figures and drawings from anywhere in a cell (inside an `if`, a loop, a function), each
+ * through `Deno.jupyter.display`; outside a notebook it prints their `text/plain`.
+ *
+ * Deno's kernel publishes what a cell displays from a queue, and reports the cell idle without
+ * waiting for that queue: a large bundle (the first figure, with plotly.js inlined: ~5 MB) can
+ * still be on its way, and is then dropped by the front end (or lands in the next cell). So
+ * after a large bundle show() waits a little before it returns.
+ */
+export async function show(...items: (Figure | Displayable)[]): Promise<void> {
+  const jupyter = (Deno as unknown as { jupyter?: { display?: DisplayFn } }).jupyter;
+  await showWith(jupyter?.display, items);
+}
+
+/** show() with the display function and the wait given (for tests). */
+export async function showWith(
+  displayFn: DisplayFn | undefined,
+  items: (Figure | Displayable)[],
+  sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms)),
+): Promise<void> {
+  for (const item of items) {
+    const shown: Displayable = JUPYTER_DISPLAY in item
+      ? item as Displayable
+      : display(item as Figure);
+    const bundle = shown[JUPYTER_DISPLAY]();
+    if (!displayFn) {
+      console.log(String(bundle["text/plain"] ?? ""));
+      continue;
+    }
+    await displayFn(bundle, { raw: true });
+    const bytes = Object.values(bundle)
+      .reduce<number>(
+        (n, v) => n + (typeof v === "string" ? v.length : JSON.stringify(v).length),
+        0,
+      );
+    const wait = publishDelayMs(bytes);
+    if (wait) await sleep(wait);
+  }
+}

@@ -8,7 +8,7 @@ export {
   type TensorLifetime,
   timelineFigure,
 } from "./figures.ts";
-export { display, PlotlyFigure } from "./display.ts";
+export { display, type Displayable, PlotlyFigure, show } from "./display.ts";
 export { type GridImage, imageGridFigure, type ImageGridOptions } from "./images.ts";
 export { toHtml } from "./html.ts";
 export { drawNetwork, type GraphView, Svg, toDot, viewOfEngine, viewOfNetwork } from "./network.ts";
