@@ -144,7 +144,18 @@ function conv(x: RefTensor, w: RefTensor, b: RefTensor | undefined, a: Record<st
   const [m, cg, kh, kw] = w.dims;
   const [sh, sw] = ints(a, "strides", [1, 1]);
   const [dh, dw] = ints(a, "dilations", [1, 1]);
-  const [pt, pl, pb, pr] = ints(a, "pads", [0, 0, 0, 0]);
+  let [pt, pl, pb, pr] = ints(a, "pads", [0, 0, 0, 0]);
+  if (a.auto_pad === "SAME_UPPER" || a.auto_pad === "SAME_LOWER") {
+    // Output = ceil(input / stride); the odd padding row goes last for SAME_UPPER.
+    const total = (n: number, s: number, k: number, d: number) =>
+      Math.max(0, (Math.ceil(n / s) - 1) * s + (k - 1) * d + 1 - n);
+    const th = total(h, sh, kh, dh), tw = total(wd, sw, kw, dw);
+    const upper = a.auto_pad === "SAME_UPPER";
+    [pt, pl] = upper
+      ? [Math.floor(th / 2), Math.floor(tw / 2)]
+      : [Math.ceil(th / 2), Math.ceil(tw / 2)];
+    [pb, pr] = [th - pt, tw - pl];
+  }
   const g = (a.group as number) ?? 1;
   const oh = Math.floor((h + pt + pb - dh * (kh - 1) - 1) / sh) + 1;
   const ow = Math.floor((wd + pl + pr - dw * (kw - 1) - 1) / sw) + 1;
