@@ -4,7 +4,7 @@
  * div and a script; plotly.js itself is inlined the first time, never loaded from the network)
  * and a `text/plain` summary, so every front end shows something.
  */
-import { JUPYTER_DISPLAY } from "./_jupyter.ts";
+import { JUPYTER_DISPLAY, jupyterDisplay, type JupyterDisplayFn } from "./_jupyter.ts";
 import type { Figure } from "./figures.ts";
 import { plotlyJs } from "./_plotly.ts";
 
@@ -57,11 +57,9 @@ export interface Displayable {
   [JUPYTER_DISPLAY](): Record<string, unknown>;
 }
 
-type DisplayFn = (bundle: Record<string, unknown>, options: { raw: boolean }) => unknown;
-
 /** How long to give the kernel to publish a bundle of `bytes` before the cell may end. */
 export function publishDelayMs(bytes: number): number {
-  return bytes < 1_000_000 ? 0 : 250 + Math.ceil((250 * bytes) / 1_000_000);
+  return bytes < 1_000_000 ? 25 : 250 + Math.ceil((250 * bytes) / 1_000_000);
 }
 
 /**
@@ -71,16 +69,16 @@ export function publishDelayMs(bytes: number): number {
  * Deno's kernel publishes what a cell displays from a queue, and reports the cell idle without
  * waiting for that queue: a large bundle (the first figure, with plotly.js inlined: ~5 MB) can
  * still be on its way, and is then dropped by the front end (or lands in the next cell). So
- * after a large bundle show() waits a little before it returns.
+ * show() gives the kernel time to send each bundle before it returns: a little after a small
+ * one, more after a large one.
  */
 export async function show(...items: (Figure | Displayable)[]): Promise<void> {
-  const jupyter = (Deno as unknown as { jupyter?: { display?: DisplayFn } }).jupyter;
-  await showWith(jupyter?.display, items);
+  await showWith(jupyterDisplay(), items);
 }
 
 /** show() with the display function and the wait given (for tests). */
 export async function showWith(
-  displayFn: DisplayFn | undefined,
+  displayFn: JupyterDisplayFn | undefined,
   items: (Figure | Displayable)[],
   sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms)),
 ): Promise<void> {
@@ -99,7 +97,6 @@ export async function showWith(
         (n, v) => n + (typeof v === "string" ? v.length : JSON.stringify(v).length),
         0,
       );
-    const wait = publishDelayMs(bytes);
-    if (wait) await sleep(wait);
+    await sleep(publishDelayMs(bytes));
   }
 }

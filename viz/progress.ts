@@ -3,19 +3,11 @@
  * Jupyter notebook (Deno.jupyter.display with a display_id) or on a terminal (carriage return),
  * and stays quiet when output is neither.
  */
+import { jupyterDisplay, type JupyterDisplayFn } from "./_jupyter.ts";
+
 export interface Progress {
   update(done: number, note?: string): void;
   finish(note?: string): void;
-}
-
-type JupyterDisplay = (
-  bundle: Record<string, unknown>,
-  opts: { raw: boolean; display_id?: string; update?: boolean },
-) => unknown;
-
-function jupyterDisplay(): JupyterDisplay | undefined {
-  const j = (Deno as unknown as { jupyter?: { display?: JupyterDisplay } }).jupyter;
-  return j?.display;
 }
 
 function bar(fraction: number, width = 30): string {
@@ -27,14 +19,22 @@ function bar(fraction: number, width = 30): string {
 export function progress(
   label: string,
   total: number,
-  options: { stream?: { isTerminal(): boolean; writeSync(b: Uint8Array): number } } = {},
+  options: {
+    stream?: { isTerminal(): boolean; writeSync(b: Uint8Array): number };
+    /** The notebook's display function (default: Deno.jupyter.display when in a kernel). */
+    jupyter?: JupyterDisplayFn;
+    /** Milliseconds clock (default performance.now). */
+    now?: () => number;
+  } = {},
 ): Progress {
-  const jd = jupyterDisplay();
+  const jd = options.jupyter ?? jupyterDisplay();
+  const now = options.now ?? (() => performance.now());
   const out = options.stream ?? Deno.stderr;
   const tty = !jd && out.isTerminal();
   const id = `kiln-progress-${crypto.randomUUID()}`;
   const enc = new TextEncoder();
   let last = -1;
+  let lastDrawn = -Infinity;
   let shown = false;
   const render = (done: number, note = "", final = false) => {
     const text = `${label} ${bar(total > 0 ? done / total : 1)} ${done}/${total}${
@@ -54,7 +54,11 @@ export function progress(
       // Redraw at most once per percent.
       const pct = Math.floor((100 * done) / Math.max(1, total));
       if (pct === last && done !== total) return;
+      // In a notebook every redraw is a message, and Deno's kernel drops what is still queued
+      // when a cell ends: at most ten a second.
+      if (jd && done !== total && now() - lastDrawn < 100) return;
       last = pct;
+      lastDrawn = now();
       render(done, note);
     },
     finish(note) {
