@@ -157,9 +157,21 @@ export function importModel(model: OnnxModel, options: ImportOptions): Network {
       // A binding is one tensor: an output that is an input, or another output, gets a copy.
       t = net.addIdentity(t, { name: `${out.name}/copy` }).output(0);
     }
+    let binding = out.name;
     const holder = net.tensors.get(out.name);
-    if (holder && holder !== t) net.renameTensor(holder, net.uniqueTensorName(`${out.name}/inner`));
-    net.markOutput(t, out.name);
+    if (holder && holder !== t) {
+      if (holder.isNetworkInput || holder.isNetworkOutput) {
+        // Binding names are unique: the input (or the earlier output) keeps the name.
+        binding = net.uniqueTensorName(`${out.name}/output`);
+        options.diagnostics.push({
+          severity: "warning",
+          message: `graph output "${out.name}" is also a graph ${
+            holder.isNetworkInput ? "input" : "output"
+          }: its output binding is named "${binding}"`,
+        });
+      } else net.renameTensor(holder, net.uniqueTensorName(`${out.name}/inner`));
+    }
+    net.markOutput(t, binding);
     const declared = out.elemType === undefined ? undefined : kilnDTypeOf(out.elemType);
     if (out.elemType !== undefined && declared !== t.dtype) {
       options.diagnostics.push({
@@ -313,7 +325,15 @@ function sortNodes(model: OnnxModel): OnnxNode[] {
     }
   }
   if (order.length !== model.nodes.length) {
-    const stuck = model.nodes.filter((n) => waiting.get(n)! > 0);
+    // The nodes left wait on a cycle; those only downstream of it (read by none of the others)
+    // are dropped so that the message names the cycle.
+    let stuck = model.nodes.filter((n) => waiting.get(n)! > 0);
+    for (let changed = true; changed;) {
+      const left = new Set(stuck);
+      const kept = stuck.filter((n) => (readers.get(n) ?? []).some((r) => left.has(r)));
+      changed = kept.length !== stuck.length;
+      stuck = kept;
+    }
     throw new KilnError(
       "PARSE_ERROR",
       `${file}: the graph has a cycle through ${stuck.length} node(s): ${

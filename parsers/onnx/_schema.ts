@@ -47,7 +47,9 @@ export type Msg = Record<string, any>;
  */
 export function decodeMessage(type: protobuf.Type, bytes: Uint8Array, file: string): Msg {
   try {
-    const msg = type.decode(bytes);
+    // A plain Uint8Array view: protobufjs reads Node Buffers with a reader whose bytes fields
+    // are views into the whole buffer.
+    const msg = type.decode(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
     return type.toObject(msg, { longs: Number, defaults: false, enums: Number }) as Msg;
   } catch (e) {
     const offset = protobufOffset(e);

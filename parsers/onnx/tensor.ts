@@ -176,8 +176,9 @@ function bfloat16ToFloat32(bits: number): number {
 }
 
 function fromRaw(dataType: number, raw: Uint8Array, count: number): Float32Array | Float64Array {
-  // A private, aligned copy (raw_data views into the model's bytes at any offset).
-  const buf = raw.slice().buffer;
+  // A private, aligned copy (raw_data views into the model's bytes at any offset; a Node
+  // Buffer's slice() would be a view too, hence the constructor).
+  const buf = new Uint8Array(raw).buffer;
   switch (dataType) {
     case FLOAT:
       return new Float32Array(buf, 0, count);

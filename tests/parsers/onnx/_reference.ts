@@ -1,12 +1,11 @@
 /**
  * A small ONNX reference evaluator for the conformance tests of models that come without
  * expected outputs (Polygraphy's test models): the op definitions written directly from ONNX's
- * operator docs, in float64, with naive loops. It reads models with tests/_onnx_tensors.ts and
- * decodes initializers itself, so nothing of Kiln's importer is involved. Only the ops those
+ * operator docs, in float64, with naive loops. It decodes the models itself (protobufjs over
+ * the repository's onnx.proto), so nothing of Kiln's importer is involved. Only the ops those
  * models use are here; anything else throws.
  */
 import protobuf from "protobufjs";
-import { type OnnxAttr, readModel, SHARED_DATA } from "../../_onnx_tensors.ts";
 
 export interface RefTensor {
   dims: number[];
@@ -15,41 +14,64 @@ export interface RefTensor {
 
 // deno-lint-ignore no-explicit-any
 type Msg = Record<string, any>;
+type OnnxAttr = number | string | number[] | RefTensor;
 
 const size = (dims: readonly number[]) => dims.reduce((a, b) => a * b, 1);
 
-/** Initializers (float or int64, raw or typed, inline or external) of a model, by name. */
-function initializers(path: string): Map<string, RefTensor> {
-  const root = new protobuf.Root();
-  protobuf.parse(
-    Deno.readTextFileSync(new URL("proto/onnx.proto", SHARED_DATA)),
-    root,
-    { keepCase: true },
-  );
-  const type = root.lookupType("onnx.ModelProto");
-  const m = type.toObject(type.decode(Deno.readFileSync(path)), { longs: Number }) as Msg;
-  const out = new Map<string, RefTensor>();
-  const dir = path.slice(0, path.lastIndexOf("/"));
-  for (const t of (m.graph.initializer ?? []) as Msg[]) {
-    const dims = (t.dims ?? []).map(Number);
-    let raw: Uint8Array | undefined = t.raw_data?.length ? t.raw_data : undefined;
-    if (t.data_location === 1) {
-      const kv = new Map((t.external_data as Msg[]).map((e) => [e.key, e.value]));
-      const file = Deno.readFileSync(`${dir}/${kv.get("location")}`);
-      const offset = Number(kv.get("offset") ?? 0);
-      raw = file.slice(offset, offset + Number(kv.get("length") ?? file.length - offset));
-    }
-    let data: Float64Array;
-    if (t.data_type === 1) {
-      data = Float64Array.from(raw ? new Float32Array(raw.slice().buffer) : t.float_data ?? []);
-    } else if (t.data_type === 7) {
-      data = raw
-        ? Float64Array.from(new BigInt64Array(raw.slice().buffer), Number)
-        : Float64Array.from((t.int64_data ?? []).map(Number));
-    } else throw new Error(`reference: initializer ${t.name} has data type ${t.data_type}`);
-    out.set(t.name, { dims, data });
+let modelType: protobuf.Type | undefined;
+
+/** The ModelProto as a plain object, read with the repository's copy of onnx.proto. */
+function readModelObject(path: string): Msg {
+  if (!modelType) {
+    const root = new protobuf.Root();
+    const proto = new URL("../../../parsers/onnx/onnx.proto", import.meta.url);
+    protobuf.parse(Deno.readTextFileSync(proto), root, { keepCase: true });
+    modelType = root.lookupType("onnx.ModelProto");
   }
-  return out;
+  return modelType.toObject(modelType.decode(Deno.readFileSync(path)), { longs: Number }) as Msg;
+}
+
+/** A float or int64 tensor (raw or typed, inline or external) as float64 values. */
+function tensor(t: Msg, dir: string): RefTensor {
+  const dims = (t.dims ?? []).map(Number);
+  let raw: Uint8Array | undefined = t.raw_data?.length ? t.raw_data : undefined;
+  if (t.data_location === 1) {
+    const kv = new Map((t.external_data as Msg[]).map((e) => [e.key, e.value]));
+    const file = Deno.readFileSync(`${dir}/${kv.get("location")}`);
+    const offset = Number(kv.get("offset") ?? 0);
+    raw = file.slice(offset, offset + Number(kv.get("length") ?? file.length - offset));
+  }
+  let data: Float64Array;
+  if (t.data_type === 1) {
+    data = Float64Array.from(
+      raw ? new Float32Array(new Uint8Array(raw).buffer) : t.float_data ?? [],
+    );
+  } else if (t.data_type === 7) {
+    data = raw
+      ? Float64Array.from(new BigInt64Array(new Uint8Array(raw).buffer), Number)
+      : Float64Array.from((t.int64_data ?? []).map(Number));
+  } else throw new Error(`reference: tensor ${t.name} has data type ${t.data_type}`);
+  return { dims, data };
+}
+
+function attribute(a: Msg, dir: string): OnnxAttr {
+  switch (a.type) {
+    case 1:
+      return a.f ?? 0;
+    case 2:
+      return Number(a.i ?? 0);
+    case 3:
+      return new TextDecoder().decode(a.s);
+    case 4:
+      return tensor(a.t, dir);
+    case 6:
+      return a.floats ?? [];
+    case 7:
+      return (a.ints ?? []).map(Number);
+    case 8:
+      return (a.strings ?? []).map((x: Uint8Array) => new TextDecoder().decode(x)).join(",");
+  }
+  throw new Error(`reference: attribute ${a.name} of type ${a.type}`);
 }
 
 /** Runs the model on `inputs` (by graph input name) and returns every graph output. */
@@ -57,20 +79,31 @@ export function evaluate(
   path: string,
   inputs: Record<string, RefTensor>,
 ): Record<string, RefTensor> {
-  const model = readModel(path);
-  const values = new Map<string, RefTensor>(initializers(path));
+  const m = readModelObject(path);
+  const dir = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) : ".";
+  const values = new Map<string, RefTensor>();
+  for (const t of (m.graph.initializer ?? []) as Msg[]) values.set(t.name, tensor(t, dir));
   for (const [k, v] of Object.entries(inputs)) values.set(k, v);
-  const pending = [...model.nodes];
+  const pending = ((m.graph.node ?? []) as Msg[]).map((n) => ({
+    op: n.op_type as string,
+    inputs: (n.input ?? []) as string[],
+    outputs: (n.output ?? []) as string[],
+    attrs: Object.fromEntries(
+      ((n.attribute ?? []) as Msg[]).map((a) => [a.name, attribute(a, dir)]),
+    ),
+  }));
   // Nodes in any order: run each once its inputs exist.
   while (pending.length) {
     const i = pending.findIndex((n) => n.inputs.every((x) => x === "" || values.has(x)));
     if (i < 0) throw new Error("reference: the graph cannot be ordered");
     const [n] = pending.splice(i, 1);
-    const ins = n.inputs.map((x) => values.get(x)!);
-    const outs = run(n.opType, ins, n.attrs, n.outputs.length);
+    const ins = n.inputs.map((x) => (x === "" ? undefined : values.get(x))) as RefTensor[];
+    const outs = run(n.op, ins, n.attrs, n.outputs.length);
     n.outputs.forEach((name, k) => values.set(name, outs[k]));
   }
-  return Object.fromEntries(model.outputs.map((o) => [o, values.get(o)!]));
+  return Object.fromEntries(
+    ((m.graph.output ?? []) as Msg[]).map((o) => [o.name, values.get(o.name)!]),
+  );
 }
 
 function ints(attrs: Record<string, OnnxAttr>, name: string, fallback: number[]): number[] {
@@ -102,7 +135,12 @@ function run(
     case "MatMul":
       return [matmul(x[0], x[1])];
     case "Split":
-      return split(x[0], (attrs.axis as number) ?? 0, x[1]?.data ?? attrs.split, outputs);
+      return split(
+        x[0],
+        (attrs.axis as number) ?? 0,
+        x[1]?.data ?? (attrs.split as number[]),
+        outputs,
+      );
     case "Shape":
       return [{ dims: [x[0].dims.length], data: Float64Array.from(x[0].dims) }];
     case "ReduceProd": {
@@ -110,6 +148,19 @@ function run(
       const p = x[0].data.reduce((a, b) => a * b, 1);
       return [{ dims: keep ? x[0].dims.map(() => 1) : [], data: Float64Array.of(p) }];
     }
+    case "Flatten": {
+      const axis = (attrs.axis as number) ?? 1;
+      return [{
+        dims: [size(x[0].dims.slice(0, axis)), size(x[0].dims.slice(axis))],
+        data: x[0].data,
+      }];
+    }
+    case "Gemm":
+      return [gemm(x[0], x[1], x[2], attrs)];
+    case "Softmax":
+      return [softmax(x[0], (attrs.axis as number) ?? -1)];
+    case "RNN":
+      return rnn(x, attrs);
     case "Reshape": {
       const spec = Array.from(x[1].data);
       const known = spec.reduce((a, d, i) => a * (d === -1 ? 1 : d === 0 ? x[0].dims[i] : d), 1);
@@ -263,11 +314,11 @@ function matmul(a: RefTensor, b: RefTensor): RefTensor {
 function split(
   x: RefTensor,
   axis: number,
-  given: ArrayLike<number> | OnnxAttr | undefined,
+  given: ArrayLike<number> | undefined,
   n: number,
 ) {
   const len = x.dims[axis];
-  const sizes = given ? Array.from(given as ArrayLike<number>) : new Array(n).fill(len / n);
+  const sizes = given ? Array.from(given) : new Array(n).fill(len / n);
   const outer = size(x.dims.slice(0, axis)), inner = size(x.dims.slice(axis + 1));
   let at = 0;
   return sizes.map((s) => {
@@ -280,4 +331,90 @@ function split(
     at += s;
     return { dims, data };
   });
+}
+
+/** Y = α·op(A)·op(B) + β·C (C broadcast over rows or a scalar). */
+function gemm(a: RefTensor, b: RefTensor, c: RefTensor | undefined, at: Record<string, OnnxAttr>) {
+  const ta = at.transA === 1, tb = at.transB === 1;
+  const alpha = (at.alpha as number) ?? 1, beta = (at.beta as number) ?? 1;
+  const [m, k] = ta ? [a.dims[1], a.dims[0]] : a.dims;
+  const n = tb ? b.dims[0] : b.dims[1];
+  const data = new Float64Array(m * n);
+  for (let r = 0; r < m; r++) {
+    for (let q = 0; q < n; q++) {
+      let sum = 0;
+      for (let p = 0; p < k; p++) {
+        sum += a.data[ta ? p * m + r : r * k + p] * b.data[tb ? q * k + p : p * n + q];
+      }
+      const cv = !c
+        ? 0
+        : c.data.length === 1
+        ? c.data[0]
+        : c.data.length === n
+        ? c.data[q]
+        : c.data[r * n + q];
+      data[r * n + q] = alpha * sum + beta * cv;
+    }
+  }
+  return { dims: [m, n], data };
+}
+
+/** Softmax over one axis (opset 13's definition). */
+function softmax(x: RefTensor, axis: number): RefTensor {
+  const a = axis < 0 ? axis + x.dims.length : axis;
+  const outer = size(x.dims.slice(0, a)), len = x.dims[a], inner = size(x.dims.slice(a + 1));
+  const data = new Float64Array(x.data.length);
+  for (let o = 0; o < outer; o++) {
+    for (let i = 0; i < inner; i++) {
+      const at = (j: number) => (o * len + j) * inner + i;
+      let max = -Infinity, sum = 0;
+      for (let j = 0; j < len; j++) max = Math.max(max, x.data[at(j)]);
+      for (let j = 0; j < len; j++) sum += Math.exp(x.data[at(j)] - max);
+      for (let j = 0; j < len; j++) data[at(j)] = Math.exp(x.data[at(j)] - max) / sum;
+    }
+  }
+  return { dims: x.dims, data };
+}
+
+/**
+ * ONNX RNN, tanh, layout 0: X [T, B, I], W [D, H, I], R [D, H, H], B [D, 2H], sequence_lens
+ * [B], initial_h [D, B, H]. Direction 1 (of "bidirectional") runs each item from its last step
+ * down to 0; steps past an item's length output 0 and keep its state.
+ */
+function rnn(x: RefTensor[], a: Record<string, OnnxAttr>): RefTensor[] {
+  const [X, W, R, Bias, lens, h0] = x;
+  const [steps, batch, inSize] = X.dims;
+  const hidden = a.hidden_size as number;
+  const dirs = a.direction === "bidirectional" ? 2 : 1;
+  const Y = new Float64Array(steps * dirs * batch * hidden);
+  const Yh = new Float64Array(dirs * batch * hidden);
+  for (let d = 0; d < dirs; d++) {
+    for (let b = 0; b < batch; b++) {
+      const len = lens ? lens.data[b] : steps;
+      let h = Array.from(
+        { length: hidden },
+        (_, j) => (h0 ? h0.data[(d * batch + b) * hidden + j] : 0),
+      );
+      for (let k = 0; k < len; k++) {
+        const t = d === 0 ? k : len - 1 - k;
+        h = h.map((_, j) => {
+          let v = Bias ? Bias.data[d * 2 * hidden + j] + Bias.data[d * 2 * hidden + hidden + j] : 0;
+          for (let q = 0; q < inSize; q++) {
+            v += W.data[(d * hidden + j) * inSize + q] * X.data[(t * batch + b) * inSize + q];
+          }
+          return v;
+        }).map((v, j) => {
+          let r = v;
+          for (let q = 0; q < hidden; q++) r += R.data[(d * hidden + j) * hidden + q] * h[q];
+          return Math.tanh(r);
+        });
+        for (let j = 0; j < hidden; j++) Y[((t * dirs + d) * batch + b) * hidden + j] = h[j];
+      }
+      for (let j = 0; j < hidden; j++) Yh[(d * batch + b) * hidden + j] = h[j];
+    }
+  }
+  return [{ dims: [steps, dirs, batch, hidden], data: Y }, {
+    dims: [dirs, batch, hidden],
+    data: Yh,
+  }];
 }
