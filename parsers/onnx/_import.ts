@@ -22,6 +22,7 @@ import {
   decodeTensor,
   type ExternalReader,
   kilnDTypeOf,
+  MAX_TENSOR_ELEMENTS,
   type OnnxTensorData,
 } from "./tensor.ts";
 
@@ -111,7 +112,10 @@ export function importModel(model: OnnxModel, options: ImportOptions): Network {
     let results: OnnxValue[];
     try {
       const given = node.inputs.map((_, i) => i).filter((i) => ctx.has(i));
-      const folded = importer.fold && given.every((i) => ctx.constant(i) !== undefined)
+      // Folds read input 0; without it the import reports the missing input.
+      const folded = importer.fold && ctx.has(0) && given.every((i) =>
+          ctx.constant(i) !== undefined
+        )
         ? importer.fold(ctx)
         : undefined;
       const r = folded ?? importer.import(ctx);
@@ -120,6 +124,18 @@ export function importModel(model: OnnxModel, options: ImportOptions): Network {
         if (name === "") return;
         if (results[i] === undefined) {
           ctx.fail(`output ${i} ("${name}") is not supported; only ${results.length} are`);
+        }
+        // A tensor beyond the decoder's limit would only fail later, allocating.
+        const items = results[i].dims.reduce<number>((a, d) => (d === N ? a : a * d), 1);
+        if (items > MAX_TENSOR_ELEMENTS) {
+          ctx.fail(
+            `output "${name}" ${
+              formatDims(results[i].dims)
+            } would hold more than ${MAX_TENSOR_ELEMENTS} elements${
+              results[i].dims[0] === N ? " per batch item" : ""
+            }`,
+            "INVALID_NETWORK",
+          );
         }
       });
     } catch (e) {

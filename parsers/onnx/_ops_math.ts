@@ -166,7 +166,7 @@ registerOp("Clip", {
     const { min, max } = clipBounds(ctx);
     const lo = typeof min === "number" ? min : -Infinity;
     const hi = typeof max === "number" ? max : Infinity;
-    return [mapConst("Clip", [ctx.constant(0)!], (x) => Math.min(hi, Math.max(lo, x)))];
+    return [mapConst("Clip", [ctx.constInput(0, "input 0")], (x) => Math.min(hi, Math.max(lo, x)))];
   },
   import: (ctx) => {
     const x = floatTensor(ctx, 0);
@@ -215,7 +215,7 @@ registerOp("PRelu", {
   fold: (ctx) => [
     mapConst(
       "PRelu",
-      [ctx.constant(0)!, preluSlope(ctx) as ConstTensor],
+      [ctx.constInput(0, "input 0"), preluSlope(ctx) as ConstTensor],
       (x, s) => (x < 0 ? s * x : x),
     ),
   ],
@@ -249,7 +249,9 @@ function preluSlope(ctx: ImportContext): OnnxValue {
 
 function unary(op: UnaryOp, host?: (x: number) => number): Importer {
   return {
-    fold: host ? (ctx) => [mapConst(ctx.node.opType, [ctx.constant(0)!], host)] : undefined,
+    fold: host
+      ? (ctx) => [mapConst(ctx.node.opType, [ctx.constInput(0, "input 0")], host)]
+      : undefined,
     import: (ctx) => {
       const x = ctx.tensor(0);
       if (!unarySupports(op, x.dtype)) {

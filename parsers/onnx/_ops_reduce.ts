@@ -29,7 +29,7 @@ function reduceAxes(ctx: ImportContext, rank: number): number[] {
 function reduction(kind: ReduceKind) {
   return {
     fold: (ctx: ImportContext) => {
-      const c = ctx.constant(0)!;
+      const c = ctx.constInput(0, "input 0");
       const axes = reduceAxes(ctx, c.dims.length);
       if (!axes.length) return [c];
       return [reduceConst(c, axes, ctx.attr.int("keepdims", 1) === 1, kind)];
@@ -135,7 +135,7 @@ function argBest(op: "max" | "min") {
         ? ["select_last_index=1 (Kiln's TopK keeps the first of equal values)"]
         : [],
     fold: (ctx: ImportContext) => {
-      const c = ctx.constant(0)!;
+      const c = ctx.constInput(0, "input 0");
       const axis = axisOf(ctx, ctx.attr.int("axis", 0), c.dims.length);
       const outer = c.dims.slice(0, axis).reduce((a, b) => a * b, 1);
       const len = c.dims[axis];

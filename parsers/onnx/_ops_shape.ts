@@ -113,7 +113,7 @@ registerOp("Dropout", {
 
 registerOp("Cast", {
   check: (attr) => (attr.has("to") ? [] : ['the "to" attribute is missing']),
-  fold: (ctx) => [castConst(ctx.constant(0)!, castTarget(ctx))],
+  fold: (ctx) => [castConst(ctx.constInput(0, "input 0"), castTarget(ctx))],
   import: (ctx) => {
     const to = castTarget(ctx);
     const x = ctx.tensor(0);
@@ -210,7 +210,7 @@ function reshapeTarget(ctx: ImportContext, input: Dims, shape: ConstTensor): Dim
 registerOp("Reshape", {
   check: (_attr, opset) => (opset < 5 ? ["Reshape before opset 5"] : []),
   fold: (ctx) => {
-    const x = ctx.constant(0)!;
+    const x = ctx.constInput(0, "input 0");
     return [reshapeConst(x, reshapeTarget(ctx, x.dims, ctx.constInput(1, "shape")) as number[])];
   },
   import: (ctx) => {
@@ -238,7 +238,9 @@ function flattenDims(ctx: ImportContext, dims: Dims): Dim[] {
 }
 
 registerOp("Flatten", {
-  fold: (ctx) => [reshapeConst(ctx.constant(0)!, flattenDims(ctx, ctx.dims(0)) as number[])],
+  fold: (
+    ctx,
+  ) => [reshapeConst(ctx.constInput(0, "input 0"), flattenDims(ctx, ctx.dims(0)) as number[])],
   import: (ctx) => reshape(ctx, ctx.tensor(0), flattenDims(ctx, ctx.dims(0)), "flatten"),
 });
 
@@ -253,7 +255,9 @@ function permutation(ctx: ImportContext, rank: number): number[] {
 }
 
 registerOp("Transpose", {
-  fold: (ctx) => [transposeConst(ctx.constant(0)!, permutation(ctx, ctx.dims(0).length))],
+  fold: (
+    ctx,
+  ) => [transposeConst(ctx.constInput(0, "input 0"), permutation(ctx, ctx.dims(0).length))],
   import: (ctx) => {
     const x = ctx.tensor(0);
     return transpose(ctx, x, permutation(ctx, x.dims.length), "transpose");
@@ -288,12 +292,16 @@ function unsqueezeDims(ctx: ImportContext, dims: Dims): Dim[] {
 }
 
 registerOp("Squeeze", {
-  fold: (ctx) => [reshapeConst(ctx.constant(0)!, squeezeDims(ctx, ctx.dims(0)) as number[])],
+  fold: (
+    ctx,
+  ) => [reshapeConst(ctx.constInput(0, "input 0"), squeezeDims(ctx, ctx.dims(0)) as number[])],
   import: (ctx) => reshape(ctx, ctx.tensor(0), squeezeDims(ctx, ctx.dims(0)), "squeeze"),
 });
 
 registerOp("Unsqueeze", {
-  fold: (ctx) => [reshapeConst(ctx.constant(0)!, unsqueezeDims(ctx, ctx.dims(0)) as number[])],
+  fold: (
+    ctx,
+  ) => [reshapeConst(ctx.constInput(0, "input 0"), unsqueezeDims(ctx, ctx.dims(0)) as number[])],
   import: (ctx) => reshape(ctx, ctx.tensor(0), unsqueezeDims(ctx, ctx.dims(0)), "unsqueeze"),
 });
 

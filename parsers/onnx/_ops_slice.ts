@@ -6,6 +6,7 @@
 import { type Dim, type Dims, formatDims, N } from "../../dsl/ir/dims.ts";
 import type { Tensor } from "../../dsl/ir/graph.ts";
 import { concatConst, ConstTensor, reshapeConst, takeConst } from "./_const.ts";
+import { MAX_TENSOR_ELEMENTS } from "./tensor.ts";
 import {
   axisOf,
   type ImportContext,
@@ -187,13 +188,17 @@ function slicePicks(ctx: ImportContext, dims: Dims): Pick[] {
 }
 
 registerOp("Slice", {
-  fold: (ctx) => [cut(ctx, ctx.constant(0)!, slicePicks(ctx, ctx.dims(0)), "slice") as ConstTensor],
+  fold: (
+    ctx,
+  ) => [
+    cut(ctx, ctx.constInput(0, "input 0"), slicePicks(ctx, ctx.dims(0)), "slice") as ConstTensor,
+  ],
   import: (ctx) => cut(ctx, ctx.value(0), slicePicks(ctx, ctx.dims(0)), "slice"),
 });
 
 registerOp("Gather", {
   fold: (ctx) => {
-    const data = ctx.constant(0)!, indices = ctx.constant(1)!;
+    const data = ctx.constInput(0, "input 0"), indices = ctx.constInput(1, "input 1");
     const axis = axisOf(ctx, ctx.attr.int("axis", 0), data.dims.length);
     const picks = gatherIndices(ctx, indices, data.dims[axis]);
     const taken = takeConst(data, axis, picks);
@@ -285,14 +290,22 @@ registerOp("Pad", {
 function repeat(
   ctx: ImportContext,
   v: OnnxValue,
-  order: (axis: number, len: number) => number[] | undefined,
+  order: (axis: number, len: number, sizeOnly?: boolean) => { length: number } | undefined,
 ): OnnxValue {
   let out = v;
+  // Indices are built before the layers that check sizes: bound the result first.
+  let items = 1;
+  v.dims.forEach((d, axis) => {
+    if (d !== N) items *= order(axis, d, true)?.length ?? d;
+  });
+  if (items > MAX_TENSOR_ELEMENTS) {
+    ctx.fail(`the result would hold more than ${MAX_TENSOR_ELEMENTS} elements`, "INVALID_ARGUMENT");
+  }
   v.dims.forEach((d, axis) => {
     const idx = order(axis, d as number);
     if (!idx) return;
     if (d === N) ctx.fail(`cannot repeat along axis ${axis}: it is the symbolic batch N`);
-    out = cut(ctx, out, [{ axis, indices: idx }], "repeat");
+    out = cut(ctx, out, [{ axis, indices: idx as number[] }], "repeat");
   });
   return out;
 }
@@ -301,7 +314,10 @@ registerOp("Tile", {
   import: (ctx) => {
     const x = ctx.value(0);
     const repeats = intsFrom(ctx, "repeats", 1, 6)!;
-    if (!repeats || repeats.length !== x.dims.length || repeats.some((r) => !(r >= 1))) {
+    if (
+      !repeats || repeats.length !== x.dims.length ||
+      repeats.some((r) => !(Number.isSafeInteger(r) && r >= 1))
+    ) {
       ctx.fail(
         `repeats [${repeats}] must hold ${x.dims.length} positive counts`,
         "INVALID_ARGUMENT",
@@ -337,13 +353,13 @@ registerOp("Expand", {
     }
     const lead = x.dims.length - target.length;
     // A dim of 1 broadcast to t reads index 0, t times.
-    return repeat(ctx, x, (axis, len) => {
+    return repeat(ctx, x, (axis, len, sizeOnly) => {
       const t = axis < lead ? 1 : target[axis - lead];
       if (t === 1 || t === len) return undefined;
-      if (len !== 1) {
+      if (len !== 1 || !(Number.isSafeInteger(t) && t > 0)) {
         ctx.fail(`shape ${shape} does not broadcast with ${formatDims(x.dims)}`, "SHAPE_MISMATCH");
       }
-      return new Array(t).fill(0);
+      return sizeOnly ? { length: t } : new Array(t).fill(0);
     });
   },
 });
