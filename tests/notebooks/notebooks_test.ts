@@ -372,6 +372,27 @@ Deno.test("committed notebooks have no outputs, use the Deno kernel and import o
   }
 });
 
+Deno.test("the notebooks' code type-checks against mod.ts", async () => {
+  // Each notebook's code cells as one module (the kernel runs them in one scope, in order).
+  const dir = await Deno.makeTempDir({ prefix: "kiln-notebook-check-" });
+  try {
+    const mod = new URL("../../mod.ts", import.meta.url).href;
+    const files = [];
+    for (const name of notebookFiles) {
+      const nb = JSON.parse(await Deno.readTextFile(NOTEBOOKS + name)) as Notebook;
+      const code = nb.cells.filter((c) => c.cell_type === "code").map((c) => text(c.source));
+      const file = `${dir}/${name.replace(".ipynb", ".ts")}`;
+      await Deno.writeTextFile(file, code.join("\n\n").replaceAll('"../mod.ts"', `"${mod}"`));
+      files.push(file);
+    }
+    const config = new URL("../../deno.json", import.meta.url).pathname;
+    const r = await run(Deno.execPath(), ["check", "--quiet", `--config=${config}`, ...files]);
+    assert.ok(r.ok, `deno check of the notebooks' code failed:\n${r.stderr}`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("notebook summary", () => {
   console.log(`notebooks executed:\n  ${summary.join("\n  ")}`);
   if (!hasShared) {
