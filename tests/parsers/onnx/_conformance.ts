@@ -66,7 +66,7 @@ export async function runModel(
   file: string,
   inputs: OnnxTensorData[],
   expected: (outputs: { name: string; values: HostArray; dims: number[] }[]) => string | undefined,
-  options: ParseOnnxOptions & { batch?: number } = {},
+  options: ParseOnnxOptions & { batch?: number; device?: "cpu" | "cuda" } = {},
 ): Promise<CaseResult> {
   const frozen: Record<string, OnnxTensorData> = {};
   let network;
@@ -101,7 +101,7 @@ export async function runModel(
   });
   try {
     const engine = await buildEngine(network, {
-      device: "cpu",
+      device: options.device ?? "cpu",
       maxBatchSize: options.batch ?? 1,
       logger: new Logger("error"),
     });
@@ -128,6 +128,15 @@ export async function runModel(
       engine[Symbol.dispose]();
     }
   } catch (e) {
+    if (options.device === "cuda" && e instanceof KilnError && e.code === "UNSUPPORTED") {
+      // A layer kind without a CUDA kernel: a build-time diagnostic, not a wrong result.
+      return {
+        name,
+        status: "unsupported",
+        detail: `no GPU kernel: ${e.message}`,
+        frozen: Object.keys(frozen),
+      };
+    }
     return fail(`${e instanceof KilnError ? e.code : "error"}: ${(e as Error).message ?? e}`);
   }
 }
@@ -151,7 +160,11 @@ export function compareOutputs(
 }
 
 /** A node-test-style folder: model.onnx and test_data_set_N folders of input_i.pb and output_i.pb. */
-export async function runTestFolder(dir: string, name: string): Promise<CaseResult> {
+export async function runTestFolder(
+  dir: string,
+  name: string,
+  device: "cpu" | "cuda" = "cpu",
+): Promise<CaseResult> {
   const sets = [...Deno.readDirSync(dir)].filter((e) => e.name.startsWith("test_data_set_"))
     .map((e) => e.name).sort();
   let last: CaseResult = { name, status: "fail", detail: "no test_data_set", frozen: [] };
@@ -170,6 +183,7 @@ export async function runTestFolder(dir: string, name: string): Promise<CaseResu
       `${dir}/model.onnx`,
       inputs,
       (outs) => compareOutputs(outs, outputs),
+      { device },
     );
     if (last.status !== "pass") return last;
   }

@@ -21,13 +21,15 @@ import { type CaseResult, compareOutputs, runModel, runTestFolder } from "./_con
 import { evaluate, type RefTensor } from "./_reference.ts";
 
 const DATA = decodeURIComponent(SHARED_DATA.pathname).replace(/\/$/, "");
-const present = (() => {
+function exists(path: string): boolean {
   try {
-    return Deno.statSync(`${DATA}/onnx-node-tests`).isDirectory;
+    Deno.statSync(path);
+    return true;
   } catch {
     return false;
   }
-})();
+}
+const present = exists(`${DATA}/onnx-node-tests`);
 if (!present) console.log(`ONNX conformance skipped: ${DATA}/onnx-node-tests is absent`);
 
 /**
@@ -60,14 +62,17 @@ function opsOf(file: string): string[] {
   return [...new Set(readModel(file).nodes.map((n) => n.opType))];
 }
 
-async function folderSuite(suite: string): Promise<{ result: CaseResult; supported: boolean }[]> {
+async function folderSuite(
+  suite: string,
+  device: "cpu" | "cuda" = "cpu",
+): Promise<{ result: CaseResult; supported: boolean }[]> {
   const dirs = [...Deno.readDirSync(`${DATA}/${suite}`)].filter((e) => e.isDirectory)
     .map((e) => e.name).sort();
   const out = [];
   for (const name of dirs) {
     const dir = `${DATA}/${suite}/${name}`;
     const supported = opsOf(`${dir}/model.onnx`).every((op) => ONNX_IMPORTERS.has(op));
-    out.push({ result: await runTestFolder(dir, name), supported });
+    out.push({ result: await runTestFolder(dir, name, device), supported });
   }
   return out;
 }
@@ -206,7 +211,7 @@ function declaredDims(path: string, name: string): (number | string)[] | undefin
 
 Deno.test({
   name: "ONNX conformance: light model-zoo networks (ConstantOfShape weights folded at import)",
-  ignore: !present,
+  ignore: !present || !exists(`${DATA}/onnx-light`),
   fn: async () => {
     const models = [
       "light_squeezenet",
@@ -242,5 +247,25 @@ Deno.test({
     }
     report("onnx-light", results);
     for (const r of results) assert.equal(r.status, "pass", `${r.name}: ${r.detail}`);
+  },
+});
+
+/** The GPU suite sets KILN_DEVICE=cuda: the same tests on the CUDA backend. */
+const onGpu = present && Deno.env.get("KILN_DEVICE") === "cuda";
+
+Deno.test({
+  name: "ONNX conformance on the GPU: every CPU pass passes or lacks a CUDA kernel",
+  ignore: !onGpu,
+  fn: async () => {
+    const cases = [
+      ...await folderSuite("onnx-node-tests", "cuda"),
+      ...await folderSuite("onnx-pytorch-converted", "cuda"),
+    ];
+    const results = cases.map((c) => c.result);
+    report("GPU (node tests + pytorch-converted)", results);
+    const noKernel = results.filter((r) => r.detail.startsWith("no GPU kernel")).length;
+    console.log(`  (${noKernel} of the unsupported lack a CUDA kernel for a layer kind)`);
+    const fails = results.filter((r) => r.status === "fail").map((r) => `${r.name}: ${r.detail}`);
+    assert.deepEqual(fails, []);
   },
 });
