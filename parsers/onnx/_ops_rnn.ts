@@ -2,7 +2,9 @@
  * ONNX LSTM, GRU and RNN as one RNNv2 layer (dsl/layers/rnn_v2.ts), their packed W, R, B turned
  * into per-gate weights by rnn_gates.ts. ONNX lays X out as [T, B, I] (layout 0) or [B, T, I]
  * (layout 1, opset 14+); RNNv2 reads [B, T, I], so layout 0 is transposed in and out. A
- * "reverse" node runs forward over the sequence reversed (without sequence lengths).
+ * "reverse" node runs forward over the sequence reversed (without sequence lengths). What
+ * RNNv2 cannot compute (GRU linear_before_reset=0, LSTM peepholes) is unrolled into plain
+ * layers by _rnn_unrolled.ts.
  */
 import { formatDims, N } from "../../dsl/ir/dims.ts";
 import type { Tensor } from "../../dsl/ir/graph.ts";
@@ -23,6 +25,7 @@ import {
   onnxRnnToGates,
   type OnnxRnnWeights,
 } from "./rnn_gates.ts";
+import { unrollRnn } from "./_rnn_unrolled.ts";
 
 type Kind = "LSTM" | "GRU" | "RNN";
 
@@ -61,11 +64,6 @@ function check(kind: Kind) {
     }
     if (!attr.has("hidden_size")) out.push('the "hidden_size" attribute is missing');
     if (kind === "LSTM" && attr.int("input_forget", 0) !== 0) out.push("input_forget=1");
-    if (kind === "GRU" && attr.int("linear_before_reset", 0) === 0) {
-      out.push(
-        "linear_before_reset=0 (RNNv2, like TensorRT and cuDNN, computes the GRU with linear_before_reset=1)",
-      );
-    }
     if (opset < 14 && attr.has("layout")) out.push("layout before opset 14");
     return out;
   };
@@ -87,7 +85,9 @@ function importRnn(kind: Kind) {
       x = transpose(ctx, x, [1, 0, 2], "batchFirst");
     }
     const steps = x.dims[1] as number;
-    if (ctx.has(7)) ctx.fail("peephole weights P are not supported (RNNv2 has no peepholes)");
+    // RNNv2 computes neither of these: the recurrence is unrolled into plain layers instead.
+    const unroll = (kind === "GRU" && attr.int("linear_before_reset", 0) === 0) ||
+      (kind === "LSTM" && ctx.has(7));
     const weights = (i: number, what: string) => {
       const c = ctx.constInput(i, what);
       if (!c.isFloat) ctx.fail(`${what} must be floating point`, "INVALID_ARGUMENT");
@@ -142,6 +142,34 @@ function importRnn(kind: Kind) {
         }
       }
     }
+    // Y [B, T, dirs, H] → [T, dirs, B, H] for layout 0; states [B, dirs, H] → [dirs, B, H].
+    const laidOut = (y: Tensor, states: Tensor[]): OnnxValue[] => [
+      layout === 0 ? transpose(ctx, y, [1, 2, 0, 3], "Yt") : y,
+      ...states.map((s, i) =>
+        layout === 0 ? transpose(ctx, s, [1, 0, 2], i === 0 ? "Y_h" : "Y_c") : s
+      ),
+    ];
+    if (unroll) {
+      const P = ctx.has(7) ? weights(7, "P") : undefined;
+      if (P && P.length !== dirs * 3 * hidden) {
+        ctx.fail(`P has ${P.length} values; [${dirs}, ${3 * hidden}] expected`, "SHAPE_MISMATCH");
+      }
+      const [y, ...states] = unrollRnn(ctx, {
+        kind: kind as "LSTM" | "GRU",
+        x,
+        hidden,
+        dirs,
+        reverse,
+        W: w.W,
+        R: w.R,
+        B: w.B,
+        P,
+        h0,
+        c0,
+        lengths,
+      });
+      return laidOut(y, states);
+    }
     if (reverse) {
       if (lengths) ctx.fail('direction "reverse" with sequence_lens is not supported');
       x = reverseSteps(ctx, x, 1, "reverseX");
@@ -158,15 +186,11 @@ function importRnn(kind: Kind) {
     }) as RNNv2Layer;
     layer.setGates(gates);
 
-    // Y: [B, T, dirs·H] → [B, T, dirs, H] (layout 1) or [T, dirs, B, H] (layout 0).
+    // Y: [B, T, dirs·H] → [B, T, dirs, H].
     let y = layer.output(0);
     if (reverse) y = reverseSteps(ctx, y, 1, "reverseY");
     y = reshape(ctx, y, [y.dims[0], steps, dirs, hidden], "Y");
-    if (layout === 0) y = transpose(ctx, y, [1, 2, 0, 3], "Yt");
-    const states = layer.outputs.slice(1).map((s, i) =>
-      layout === 0 ? transpose(ctx, s, [1, 0, 2], i === 0 ? "Y_h" : "Y_c") : s
-    );
-    return [y, ...states];
+    return laidOut(y, layer.outputs.slice(1));
   };
 }
 

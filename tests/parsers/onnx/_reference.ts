@@ -160,7 +160,9 @@ function run(
     case "Softmax":
       return [softmax(x[0], (attrs.axis as number) ?? -1)];
     case "RNN":
-      return rnn(x, attrs);
+    case "GRU":
+    case "LSTM":
+      return recurrent(op, x, attrs);
     case "Reshape": {
       const spec = Array.from(x[1].data);
       const known = spec.reduce((a, d, i) => a * (d === -1 ? 1 : d === 0 ? x[0].dims[i] : d), 1);
@@ -377,44 +379,101 @@ function softmax(x: RefTensor, axis: number): RefTensor {
 }
 
 /**
- * ONNX RNN, tanh, layout 0: X [T, B, I], W [D, H, I], R [D, H, H], B [D, 2H], sequence_lens
- * [B], initial_h [D, B, H]. Direction 1 (of "bidirectional") runs each item from its last step
- * down to 0; steps past an item's length output 0 and keep its state.
+ * ONNX RNN (tanh), GRU (either linear_before_reset) and LSTM (with peepholes), forward, reverse
+ * or bidirectional, layout 0 (X [T, B, I], states [D, B, H]) or 1 (X [B, T, I], states
+ * [B, D, H]). W [D, G·H, I], R [D, G·H, H], B [D, 2·G·H], P [D, 3·H], gates in ONNX's order
+ * (LSTM i, o, f, c; GRU z, r, h). A backward direction runs each item from its last step down to
+ * 0; steps past an item's length output 0 and keep its state. Outputs Y, Y_h (and Y_c).
  */
-function rnn(x: RefTensor[], a: Record<string, OnnxAttr>): RefTensor[] {
-  const [X, W, R, Bias, lens, h0] = x;
+function recurrent(op: string, x: RefTensor[], a: Record<string, OnnxAttr>): RefTensor[] {
+  const [X0, W, R, Bias, lens, h00, c00, P] = x;
+  const layout = (a.layout as number) ?? 0;
+  const swap = (t: RefTensor | undefined) => {
+    if (!t) return t;
+    const [p, q, r] = t.dims;
+    const data = new Float64Array(t.data.length);
+    for (let i = 0; i < p; i++) {
+      for (let j = 0; j < q; j++) {
+        for (let k = 0; k < r; k++) data[(j * p + i) * r + k] = t.data[(i * q + j) * r + k];
+      }
+    }
+    return { dims: [q, p, r], data };
+  };
+  const X = layout === 1 ? swap(X0)! : X0, h0 = layout === 1 ? swap(h00) : h00;
+  const c0 = layout === 1 ? swap(c00) : c00;
   const [steps, batch, inSize] = X.dims;
-  const hidden = a.hidden_size as number;
+  const H = a.hidden_size as number;
   const dirs = a.direction === "bidirectional" ? 2 : 1;
-  const Y = new Float64Array(steps * dirs * batch * hidden);
-  const Yh = new Float64Array(dirs * batch * hidden);
+  const G = op === "LSTM" ? 4 : op === "GRU" ? 3 : 1;
+  const lbr = (a.linear_before_reset as number) ?? 0;
+  const sig = (v: number) => 1 / (1 + Math.exp(-v));
+  const Y = new Float64Array(steps * dirs * batch * H);
+  const Yh = new Float64Array(dirs * batch * H), Yc = new Float64Array(dirs * batch * H);
   for (let d = 0; d < dirs; d++) {
+    const back = d === 1 || a.direction === "reverse";
+    // gate g, unit j: x·W + b_W  and  v·R + b_R, for a vector v.
+    const wx = (g: number, j: number, t: number, b: number) => {
+      let v = Bias ? Bias.data[d * 2 * G * H + g * H + j] : 0;
+      for (let q = 0; q < inSize; q++) {
+        v += W.data[((d * G + g) * H + j) * inSize + q] * X.data[(t * batch + b) * inSize + q];
+      }
+      return v;
+    };
+    const rv = (g: number, j: number, v: number[]) => {
+      let s = Bias ? Bias.data[d * 2 * G * H + G * H + g * H + j] : 0;
+      for (let q = 0; q < H; q++) s += R.data[((d * G + g) * H + j) * H + q] * v[q];
+      return s;
+    };
     for (let b = 0; b < batch; b++) {
       const len = lens ? lens.data[b] : steps;
-      let h = Array.from(
-        { length: hidden },
-        (_, j) => (h0 ? h0.data[(d * batch + b) * hidden + j] : 0),
-      );
+      const state = (t: RefTensor | undefined) =>
+        Array.from({ length: H }, (_, j) => (t ? t.data[(d * batch + b) * H + j] : 0));
+      let h = state(h0), c = state(c0);
       for (let k = 0; k < len; k++) {
-        const t = d === 0 ? k : len - 1 - k;
-        h = h.map((_, j) => {
-          let v = Bias ? Bias.data[d * 2 * hidden + j] + Bias.data[d * 2 * hidden + hidden + j] : 0;
-          for (let q = 0; q < inSize; q++) {
-            v += W.data[(d * hidden + j) * inSize + q] * X.data[(t * batch + b) * inSize + q];
-          }
-          return v;
-        }).map((v, j) => {
-          let r = v;
-          for (let q = 0; q < hidden; q++) r += R.data[(d * hidden + j) * hidden + q] * h[q];
-          return Math.tanh(r);
-        });
-        for (let j = 0; j < hidden; j++) Y[((t * dirs + d) * batch + b) * hidden + j] = h[j];
+        const t = back ? len - 1 - k : k;
+        const idx = [...Array(H).keys()];
+        if (op === "RNN") h = idx.map((j) => Math.tanh(wx(0, j, t, b) + rv(0, j, h)));
+        else if (op === "GRU") {
+          const z = idx.map((j) => sig(wx(0, j, t, b) + rv(0, j, h)));
+          const r = idx.map((j) => sig(wx(1, j, t, b) + rv(1, j, h)));
+          const rh = idx.map((j) => r[j] * h[j]);
+          const hh = idx.map((j) =>
+            Math.tanh(wx(2, j, t, b) + (lbr ? r[j] * rv(2, j, h) : rv(2, j, rh)))
+          );
+          h = idx.map((j) => (1 - z[j]) * hh[j] + z[j] * h[j]);
+        } else {
+          const p = (g: number, j: number) => (P ? P.data[(d * 3 + g) * H + j] : 0);
+          const i = idx.map((j) => sig(wx(0, j, t, b) + rv(0, j, h) + p(0, j) * c[j]));
+          const f = idx.map((j) => sig(wx(2, j, t, b) + rv(2, j, h) + p(2, j) * c[j]));
+          const cc = idx.map((j) => Math.tanh(wx(3, j, t, b) + rv(3, j, h)));
+          c = idx.map((j) => f[j] * c[j] + i[j] * cc[j]);
+          const o = idx.map((j) => sig(wx(1, j, t, b) + rv(1, j, h) + p(1, j) * c[j]));
+          h = idx.map((j) => o[j] * Math.tanh(c[j]));
+        }
+        for (let j = 0; j < H; j++) Y[((t * dirs + d) * batch + b) * H + j] = h[j];
       }
-      for (let j = 0; j < hidden; j++) Yh[(d * batch + b) * hidden + j] = h[j];
+      for (let j = 0; j < H; j++) {
+        Yh[(d * batch + b) * H + j] = h[j];
+        Yc[(d * batch + b) * H + j] = c[j];
+      }
     }
   }
-  return [{ dims: [steps, dirs, batch, hidden], data: Y }, {
-    dims: [dirs, batch, hidden],
-    data: Yh,
-  }];
+  let y: RefTensor = { dims: [steps, dirs, batch, H], data: Y };
+  const states = [{ dims: [dirs, batch, H], data: Yh }, { dims: [dirs, batch, H], data: Yc }];
+  if (layout === 1) {
+    // [T, D, B, H] → [B, T, D, H]; states [D, B, H] → [B, D, H].
+    const data = new Float64Array(Y.length);
+    for (let t = 0; t < steps; t++) {
+      for (let d = 0; d < dirs; d++) {
+        for (let b = 0; b < batch; b++) {
+          for (let j = 0; j < H; j++) {
+            data[((b * steps + t) * dirs + d) * H + j] = Y[((t * dirs + d) * batch + b) * H + j];
+          }
+        }
+      }
+    }
+    y = { dims: [batch, steps, dirs, H], data };
+    return [y, ...states.map((s) => swap(s)!)];
+  }
+  return [y, ...states];
 }

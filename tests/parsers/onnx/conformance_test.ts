@@ -44,12 +44,6 @@ const KNOWN_EXCEPTIONS: Record<string, string> = {
   test_maxpool_3d_dilations_use_ref_impl: "pool dilation",
   // Kiln's Deconvolution is 2-D and a 3-D transposed convolution does not separate.
   test_convtranspose_3d: "3-D transposed convolution",
-  // RNNv2 computes the GRU with linear_before_reset=1 (as TensorRT and cuDNN); these use 0.
-  test_gru_batchwise: "GRU linear_before_reset=0",
-  test_gru_defaults: "GRU linear_before_reset=0",
-  test_gru_with_initial_bias: "GRU linear_before_reset=0",
-  // RNNv2 has no peephole connections.
-  test_lstm_with_peepholes: "LSTM peepholes",
   // Kiln's ElementWise computes on float32; int32 max/min would round above 2^24.
   test_max_int32: "int32 ElementWise",
   test_min_int32: "int32 ElementWise",

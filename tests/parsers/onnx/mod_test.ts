@@ -10,7 +10,7 @@ import { N } from "../../../dsl/ir/dims.ts";
 import { parseOnnx } from "../../../parsers/onnx/mod.ts";
 import { assertClose, randomArray, rng, runOnCpu } from "../../_util.ts";
 import { f, i, ints, modelBytes, type ModelSpec, s, strings, t } from "./_build.ts";
-import { evaluate } from "./_reference.ts";
+import { evaluate, type RefTensor } from "./_reference.ts";
 
 async function refusal(p: Promise<unknown>, code: string, ...words: RegExp[]): Promise<KilnError> {
   try {
@@ -402,6 +402,77 @@ Deno.test("parseOnnx imports a bidirectional RNN with initial state and sequence
   const out = await runOnCpu(network, { x, h0, lens });
   assertClose(out.y, ref.y.data, { rtol: 1e-5, atol: 1e-6 }, "Y");
   assertClose(out.yh, ref.yh.data, { rtol: 1e-5, atol: 1e-6 }, "Y_h");
+});
+
+/** An LSTM or GRU node, layout 1 with a symbolic batch, bidirectional, states and lengths. */
+function recurrentSpec(
+  op: "LSTM" | "GRU",
+  extra: Record<string, ReturnType<typeof i>>,
+  peepholes: boolean,
+) {
+  const r = rng(op === "LSTM" ? 12 : 13);
+  const [T, I, H] = [4, 3, 2];
+  const G = op === "LSTM" ? 4 : 3;
+  const inputs = ["x", "W", "R", "B", "lens", "h0", ...(op === "LSTM" ? ["c0"] : [])];
+  if (peepholes) inputs.push("P");
+  const spec: ModelSpec = {
+    opset: 14,
+    inputs: [
+      { name: "x", dims: ["n", T, I] },
+      { name: "lens", type: 6, dims: ["n"] },
+      { name: "h0", dims: ["n", 2, H] },
+      ...(op === "LSTM" ? [{ name: "c0", dims: ["n", 2, H] }] : []),
+    ],
+    outputs: [{ name: "y" }, { name: "yh" }],
+    nodes: [{
+      op,
+      inputs,
+      outputs: ["y", "yh"],
+      attrs: { hidden_size: i(H), direction: s("bidirectional"), layout: i(1), ...extra },
+    }],
+    initializers: [
+      { name: "W", dims: [2, G * H, I], values: randomArray(2 * G * H * I, r) },
+      { name: "R", dims: [2, G * H, H], values: randomArray(2 * G * H * H, r) },
+      { name: "B", dims: [2, 2 * G * H], values: randomArray(4 * G * H, r) },
+      ...(peepholes ? [{ name: "P", dims: [2, 3 * H], values: randomArray(6 * H, r) }] : []),
+    ],
+  };
+  return { spec, T, I, H };
+}
+
+Deno.test("parseOnnx imports LSTM and GRU (RNNv2 or unrolled) like the reference, batch N", async () => {
+  const cases: [string, "LSTM" | "GRU", Record<string, ReturnType<typeof i>>, boolean][] = [
+    ["GRU linear_before_reset=1 (RNNv2)", "GRU", { linear_before_reset: i(1) }, false],
+    ["GRU linear_before_reset=0 (unrolled)", "GRU", {}, false],
+    ["LSTM (RNNv2)", "LSTM", {}, false],
+    ["LSTM with peepholes (unrolled)", "LSTM", {}, true],
+  ];
+  for (const [what, op, extra, peepholes] of cases) {
+    const { spec, T, I, H } = recurrentSpec(op, extra, peepholes);
+    const { network } = await parseOnnx(modelBytes(spec));
+    const unrolled = !network.layers.some((l) => l.kind === "RNNv2");
+    assert.equal(unrolled, what.includes("unrolled"), what);
+    assert.deepEqual(network.outputs.map((o) => o.dims), [[N, T, 2, H], [N, 2, H]], what);
+    const path = await tempModel(spec);
+    const r = rng(14);
+    const B = 3;
+    const x = randomArray(B * T * I, r), h0 = randomArray(B * 2 * H, r);
+    const c0 = randomArray(B * 2 * H, r), lens = Int32Array.from([4, 1, 3]);
+    const feed: Record<string, Float32Array | Int32Array> = { x, h0, lens };
+    const ref: Record<string, RefTensor> = {
+      x: { dims: [B, T, I], data: Float64Array.from(x) },
+      h0: { dims: [B, 2, H], data: Float64Array.from(h0) },
+      lens: { dims: [B], data: Float64Array.from(lens) },
+    };
+    if (op === "LSTM") {
+      feed.c0 = c0;
+      ref.c0 = { dims: [B, 2, H], data: Float64Array.from(c0) };
+    }
+    const want = evaluate(path, ref);
+    const out = await runOnCpu(network, feed, { batchSize: B, maxBatchSize: 4 });
+    assertClose(out.y, want.y.data, { rtol: 1e-5, atol: 1e-6 }, `${what}: Y`);
+    assertClose(out.yh, want.yh.data, { rtol: 1e-5, atol: 1e-6 }, `${what}: Y_h`);
+  }
 });
 
 Deno.test("parseOnnx reads external weights from the model's folder and refuses escaping paths", async () => {
