@@ -44,7 +44,13 @@ Deno.test("parseOnnx lists every unsupported node in one error, before importing
       { op: "NonMaxSuppression", inputs: ["a"], outputs: ["b"], name: "nms" },
       { op: "Gelu", inputs: ["b"], outputs: ["c"], name: "gelu", domain: "com.microsoft" },
       { op: "Pad", inputs: ["c"], outputs: ["d"], name: "wrap", attrs: { mode: s("wrap") } },
-      { op: "GRU", inputs: ["d"], outputs: ["y"], name: "gru", attrs: { hidden_size: i(4) } },
+      {
+        op: "LSTM",
+        inputs: ["d"],
+        outputs: ["y"],
+        name: "lstm",
+        attrs: { hidden_size: i(4), activations: strings(["Relu", "Tanh", "Tanh"]) },
+      },
     ],
     initializers: [{ name: "bad_shape", type: 7, dims: [1], values: [7] }],
   });
@@ -55,9 +61,9 @@ Deno.test("parseOnnx lists every unsupported node in one error, before importing
     /NonMaxSuppression \(domain ai\.onnx, opset 13\) node 1 "nms": no importer/,
     /Gelu \(domain com\.microsoft, opset 1\) node 2 "gelu"/,
     /Pad \(domain ai\.onnx, opset 13\) node 3 "wrap": mode "wrap"/,
-    /GRU \(domain ai\.onnx, opset 13\) node 4 "gru": linear_before_reset=0/,
+    /LSTM \(domain ai\.onnx, opset 13\) node 4 "lstm": activations \[Relu, Tanh, Tanh\]/,
   );
-  assert.deepEqual(e.problems.map((p) => p.layer), ["nms", "gelu", "wrap", "gru"]);
+  assert.deepEqual(e.problems.map((p) => p.layer), ["nms", "gelu", "wrap", "lstm"]);
 });
 
 Deno.test("parseOnnx sorts nodes into topological order and names dangling values and cycles", async () => {
