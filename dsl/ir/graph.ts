@@ -34,11 +34,13 @@ export class Tensor {
     return this.graph.outputs.includes(this);
   }
 
+  /** Sets the INT8 range [min, max] (the scale is max(|min|, |max|) / 127); min < max, finite. */
   setDynamicRange(min: number, max: number): this {
-    if (!(Number.isFinite(min) && Number.isFinite(max) && min <= max)) {
+    // An empty range would give a zero scale: every value of the tensor would quantize to 0.
+    if (!(Number.isFinite(min) && Number.isFinite(max) && min < max)) {
       throw new KilnError(
         "INVALID_ARGUMENT",
-        `dynamic range must be finite with min <= max, got [${min}, ${max}]`,
+        `dynamic range of tensor "${this.name}" must be finite with min < max, got [${min}, ${max}]`,
         { tensor: this.name },
       );
     }
