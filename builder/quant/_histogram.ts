@@ -4,7 +4,8 @@
  * A histogram has a fixed 2048 bins (TensorRT's count) over [0, range]. The range starts at the
  * first batch's max |x| and, when a later batch goes beyond it, doubles as often as needed; a
  * doubling merges bins pairwise, so no count is ever re-estimated (the price: up to half the bins
- * may lie above the final max). The exact max |x| is tracked beside the counts.
+ * may lie above the final max). The last bin is closed: a value equal to the range counts there,
+ * and stays below the old range's edge after a doubling. The exact max |x| is tracked beside.
  */
 
 export const HISTOGRAM_BINS = 2048;
