@@ -15,6 +15,7 @@ import { planMemory } from "./memory.ts";
 import { cloneNetwork } from "./_clone.ts";
 import { runPasses } from "./pass.ts";
 import { PASSES } from "./passes/mod.ts";
+import { choosePrecisions, fusionAllowed, recordPrecisions } from "./precision.ts";
 
 export interface BuildConfig {
   /** The largest batch the engine will run (the symbolic batch's bound). Default 1. */
@@ -25,6 +26,12 @@ export interface BuildConfig {
   /** Scratch memory a layer may use (tactic choice respects it). Default 64 MiB. */
   workspaceBytes?: number;
   logger?: Logger;
+  /** Let layers run in FP16 where the backend's cost model finds it faster (builder/precision.ts). */
+  fp16?: boolean;
+  /** Let layers run in INT8, with scales from tensor dynamic ranges. */
+  int8?: boolean;
+  /** Forced precisions (`layer.precision`) are binding: one the backend cannot run is an error. */
+  strictTypes?: boolean;
 }
 
 const BLOB_ALIGNMENT = 64;
@@ -57,7 +64,7 @@ export async function buildEngine(
   const graph = cloneNetwork(network, report.order);
   const passes = runPasses(
     PASSES,
-    { network: graph, logger, supports: (k) => backend.supports(k) },
+    { network: graph, logger, supports: (k) => backend.supports(k) && fusionAllowed(k, config) },
     config.disablePasses,
   );
   const optimized = verifyNetwork(graph);
@@ -69,7 +76,14 @@ export async function buildEngine(
       }`,
     );
   }
-  const { manifest, weights } = layoutPlan(optimized.order, graph, maxBatchSize, workspaceBytes);
+  const precision = choosePrecisions(graph, optimized.order, config, {
+    device: backend.device,
+    logger,
+  });
+  const order = precision ? verifyNetwork(graph, { throwOnError: true }).order : optimized.order;
+  if (precision) checkKernels(order, backend);
+  const { manifest, weights } = layoutPlan(order, graph, maxBatchSize, workspaceBytes);
+  if (precision) recordPrecisions(manifest, graph, precision);
   manifest.build.passes = passes.map((p) => ({
     name: p.pass,
     layersBefore: p.layersBefore,

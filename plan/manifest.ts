@@ -18,6 +18,10 @@ export const manifestSchema = z.object({
     name: z.string().min(1),
     dims: z.array(dim),
     dtype,
+    /** Storage precision when reduced (absent: FP32); float32 memory holds the reduced values. */
+    precision: z.enum(["fp16", "int8"]).optional(),
+    /** The INT8 step (amax / 127) of a tensor with a known dynamic range. */
+    scale: z.number().positive().finite().optional(),
   })),
   bindings: z.array(z.object({
     name: z.string().min(1),
@@ -51,6 +55,19 @@ export const manifestSchema = z.object({
       changes: z.array(z.string()),
     })),
     workspaceBytes: z.number().int().nonnegative(),
+    /** Reduced-precision settings and why each layer runs in its precision (builder/precision.ts). */
+    precision: z.object({
+      fp16: z.boolean(),
+      int8: z.boolean(),
+      strictTypes: z.boolean(),
+      /** Where the INT8 scales came from: a calibrator's algorithm, "dynamic ranges" or none. */
+      scalesFrom: z.string().optional(),
+      layers: z.array(z.object({
+        layer: z.string(),
+        precision: z.enum(["fp32", "fp16", "int8"]),
+        reason: z.string(),
+      })),
+    }).optional(),
   }),
 });
 

@@ -31,7 +31,8 @@ export interface Binding {
 
 /** The optimized network of an engine: tensors by index, layers reading and writing them. */
 export interface EngineGraph {
-  tensors: { name: string; dims: Dims; dtype: DType }[];
+  /** `precision` (absent: FP32) and `scale` (the INT8 step) as the builder chose them. */
+  tensors: { name: string; dims: Dims; dtype: DType; precision?: string; scale?: number }[];
   layers: {
     name: string;
     kind: string;
@@ -140,7 +141,13 @@ export class Engine implements Disposable {
   describe(): EngineGraph {
     const m = this.#plan.manifest;
     return {
-      tensors: m.tensors.map((t) => ({ name: t.name, dims: t.dims, dtype: t.dtype })),
+      tensors: m.tensors.map((t) => ({
+        name: t.name,
+        dims: t.dims,
+        dtype: t.dtype,
+        ...(t.precision ? { precision: t.precision } : {}),
+        ...(t.scale !== undefined ? { scale: t.scale } : {}),
+      })),
       layers: m.layers.map((l) => ({
         name: l.name,
         kind: l.kind,

@@ -18,6 +18,7 @@ import { Plugin } from "./plugin.ts";
 import { Pooling } from "./pooling.ts";
 import { RaggedSoftMax } from "./ragged_softmax.ts";
 import { Reduce } from "./reduce.ts";
+import { Reformat } from "./reformat.ts";
 import { RNNv2 } from "./rnn_v2.ts";
 import { Scale } from "./scale.ts";
 import { Shuffle } from "./shuffle.ts";
@@ -42,6 +43,7 @@ export const LAYERS = {
   Pooling,
   RaggedSoftMax,
   Reduce,
+  Reformat,
   RNNv2,
   Scale,
   Shuffle,

@@ -14,6 +14,7 @@ import type {
 } from "../backend.ts";
 import type { HostTensor } from "./_kernel.ts";
 import { CPU_KERNELS } from "./mod.ts";
+import { runLayerKernel } from "./precision.ts";
 
 export class CpuBackend implements Backend {
   readonly device = { kind: "cpu" as const, arch: "cpu", name: "CPU (TypeScript kernels)" };
@@ -146,7 +147,7 @@ class CpuContext implements BackendContext {
       }
       const view = (t: number): HostTensor => ({ data: buffers[t], dims: dims[t] });
       const t0 = profile ? performance.now() : 0;
-      kernel({
+      runLayerKernel(layer, manifest.tensors, kernel, {
         layer: layer.name,
         attrs: layer.attrs,
         weights: weights[li],

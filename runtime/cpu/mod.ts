@@ -16,6 +16,7 @@ import { plugin } from "./plugin.ts";
 import { pooling } from "./pooling.ts";
 import { raggedSoftmax } from "./ragged_softmax.ts";
 import { reduce } from "./reduce.ts";
+import { reformat } from "./reformat.ts";
 import { rnnV2 } from "./rnn_v2.ts";
 import { scale } from "./scale.ts";
 import { shuffle } from "./shuffle.ts";
@@ -40,6 +41,7 @@ export const CPU_KERNELS: Record<string, CpuKernel> = {
   Pooling: pooling,
   RaggedSoftMax: raggedSoftmax,
   Reduce: reduce,
+  Reformat: reformat,
   RNNv2: rnnV2,
   Scale: scale,
   Shuffle: shuffle,
