@@ -9,31 +9,6 @@ export { type LayerKind, LAYERS } from "./dsl/layers/mod.ts";
 export { getPluginCreator, type PluginCreator, registerPlugin } from "./dsl/layers/plugin.ts";
 export { Network } from "./dsl/network.ts";
 export { type BuildConfig, buildEngine } from "./builder/build.ts";
-export {
-  calibrate,
-  type CalibrationHistogram,
-  type CalibrationResult,
-} from "./builder/quant/calibrate.ts";
-export {
-  EntropyCalibrator2,
-  type Int8Calibrator,
-  LegacyCalibrator,
-  MinMaxCalibrator,
-  PercentileCalibrator,
-} from "./builder/quant/calibrator.ts";
-export {
-  ArrayBatchStream,
-  BatchStream,
-  type CalibrationStream,
-  parseBatchFile,
-} from "./builder/quant/batch_stream.ts";
-export { parseCalibrationCache } from "./builder/quant/cache.ts";
-export {
-  applyDynamicRanges,
-  applyScales,
-  parseDynamicRanges,
-  readDynamicRanges,
-} from "./builder/quant/ranges.ts";
 export { inspectPlan, KILN_VERSION, type PlanHeader } from "./plan/mod.ts";
 export {
   type Binding,

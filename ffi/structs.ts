@@ -256,6 +256,90 @@ export const LRN_PARAMS = new StructLayout(13, "kiln_lrn_params", [
   ["k", "f64"],
 ]);
 
+export const MATRIX_MULTIPLY_PARAMS = new StructLayout(20, "kiln_matrix_multiply_params", [
+  ["a", "ptr"],
+  ["b", "ptr"],
+  ["bias", "ptr"],
+  ["residual", "ptr"],
+  ["y", "ptr"],
+  ["workspace", "ptr"],
+  ["workspace_bytes", "i64"],
+  ["m", "i32"],
+  ["n", "i32"],
+  ["k", "i32"],
+  ["transpose_a", "i32"],
+  ["transpose_b", "i32"],
+  ["batch_rank", "i32"],
+  ...EPILOGUE,
+  ["batch_dims", RANK_ARRAY],
+  ["a_strides", RANK_ARRAY],
+  ["b_strides", RANK_ARRAY],
+]);
+
+export const GATHER_PARAMS = new StructLayout(21, "kiln_gather_params", [
+  ["data", "ptr"],
+  ["indices", "ptr"],
+  ["y", "ptr"],
+  ["error", "ptr"],
+  ["outer", "i64"],
+  ["axis_len", "i64"],
+  ["inner", "i64"],
+  ["count", "i64"],
+  ["element_bytes", "i32"],
+  ["reserved", "i32"],
+]);
+
+export const TOPK_PARAMS = new StructLayout(22, "kiln_topk_params", [
+  ["x", "ptr"],
+  ["values", "ptr"],
+  ["indices", "ptr"],
+  ["outer", "i64"],
+  ["inner", "i64"],
+  ["len", "i32"],
+  ["k", "i32"],
+  ["op", "i32"],
+  ["dtype", "i32"],
+]);
+
+/** KILN_TOPK_MAX_CHUNKED_K and the kernel's buffer: k beyond it needs len <= TOPK_BUFFER. */
+export const TOPK_MAX_CHUNKED_K = 2048;
+export const TOPK_BUFFER = 4096;
+
+export const DECONVOLUTION_PARAMS = new StructLayout(23, "kiln_deconvolution_params", [
+  ["x", "ptr"],
+  ["w", "ptr"],
+  ["bias", "ptr"],
+  ["residual", "ptr"],
+  ["y", "ptr"],
+  ["n", "i32"],
+  ["c", "i32"],
+  ["in_h", "i32"],
+  ["in_w", "i32"],
+  ["k", "i32"],
+  ["out_h", "i32"],
+  ["out_w", "i32"],
+  ["kernel_h", "i32"],
+  ["kernel_w", "i32"],
+  ["stride_h", "i32"],
+  ["stride_w", "i32"],
+  ["pad_h", "i32"],
+  ["pad_w", "i32"],
+  ["dilation_h", "i32"],
+  ["dilation_w", "i32"],
+  ["groups", "i32"],
+  ...EPILOGUE,
+]);
+
+export const RAGGED_SOFTMAX_PARAMS = new StructLayout(24, "kiln_ragged_softmax_params", [
+  ["x", "ptr"],
+  ["bounds", "ptr"],
+  ["y", "ptr"],
+  ["error", "ptr"],
+  ["rows", "i64"],
+  ["len", "i32"],
+  ["reserved", "i32"],
+]);
+
 /** Every struct the ABI declares, checked at load time. */
 export const ALL_STRUCTS: readonly StructLayout[] = [
   DEVICE_PROPS,
@@ -271,4 +355,9 @@ export const ALL_STRUCTS: readonly StructLayout[] = [
   UNARY_PARAMS,
   REDUCE_PARAMS,
   LRN_PARAMS,
+  MATRIX_MULTIPLY_PARAMS,
+  GATHER_PARAMS,
+  TOPK_PARAMS,
+  DECONVOLUTION_PARAMS,
+  RAGGED_SOFTMAX_PARAMS,
 ];

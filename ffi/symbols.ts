@@ -138,6 +138,16 @@ export const SYMBOLS = {
   kiln_launch_reduce: { parameters: ["buffer", "pointer"], result: status },
   /** kiln_status kiln_launch_lrn(const kiln_lrn_params* p, kiln_stream stream) */
   kiln_launch_lrn: { parameters: ["buffer", "pointer"], result: status },
+  /** kiln_status kiln_launch_matrix_multiply(const kiln_matrix_multiply_params* p, kiln_stream s) */
+  kiln_launch_matrix_multiply: { parameters: ["buffer", "pointer"], result: status },
+  /** kiln_status kiln_launch_gather(const kiln_gather_params* p, kiln_stream stream) */
+  kiln_launch_gather: { parameters: ["buffer", "pointer"], result: status },
+  /** kiln_status kiln_launch_topk(const kiln_topk_params* p, kiln_stream stream) */
+  kiln_launch_topk: { parameters: ["buffer", "pointer"], result: status },
+  /** kiln_status kiln_launch_deconvolution(const kiln_deconvolution_params* p, kiln_stream s) */
+  kiln_launch_deconvolution: { parameters: ["buffer", "pointer"], result: status },
+  /** kiln_status kiln_launch_ragged_softmax(const kiln_ragged_softmax_params* p, kiln_stream s) */
+  kiln_launch_ragged_softmax: { parameters: ["buffer", "pointer"], result: status },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 export type KilnSymbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];

@@ -14,9 +14,3 @@ export { toHtml } from "./html.ts";
 export { drawNetwork, type GraphView, Svg, toDot, viewOfEngine, viewOfNetwork } from "./network.ts";
 export { type Progress, progress } from "./progress.ts";
 export { JUPYTER_DISPLAY } from "./_jupyter.ts";
-export {
-  activationHistogramFigure,
-  calibrationScalesFigure,
-  klDivergenceFigure,
-  type TensorCalibration,
-} from "./calibration.ts";

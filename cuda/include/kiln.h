@@ -119,7 +119,13 @@ enum {
   KILN_STRUCT_COPY = 10,
   KILN_STRUCT_UNARY = 11,
   KILN_STRUCT_REDUCE = 12,
-  KILN_STRUCT_LRN = 13
+  KILN_STRUCT_LRN = 13,
+  /* 20..: MatrixMultiply, Gather, TopK, Deconvolution, RaggedSoftMax (14..19 left to RNNv2). */
+  KILN_STRUCT_MATRIX_MULTIPLY = 20,
+  KILN_STRUCT_GATHER = 21,
+  KILN_STRUCT_TOPK = 22,
+  KILN_STRUCT_DECONVOLUTION = 23,
+  KILN_STRUCT_RAGGED_SOFTMAX = 24
 };
 
 typedef struct kiln_device_props {
@@ -339,6 +345,128 @@ typedef struct kiln_lrn_params {
   double k;
 } kiln_lrn_params;
 
+/*
+ * Data-dependent failures (an index or a bound out of range) cannot stop a kernel, so kernels
+ * that can meet one take `error`, two int32 in device memory that the caller zeroes before the
+ * launch (or NULL: not reported). The first offending element found sets error[0] to 1 + its
+ * element index and error[1] to its value; the kernel writes zeros where it found it.
+ */
+
+/*
+ * Batched C = op(A)·op(B): for each matrix of the leading dims batch_dims (rank batch_rank),
+ * y[mat] (m×n) = epilogue(op(A[mat]) · op(B[mat]) + bias[n]); A[mat] starts at a + sum_d
+ * c_d·a_strides[d] (elements; 0 along a broadcast dim), likewise B. A is stored [m×k] ([k×m]
+ * when transpose_a), B [k×n] ([n×k] when transpose_b). residual: y's shape, or NULL.
+ * workspace: split-K scratch (kiln_gemm_workspace_bytes), or NULL.
+ */
+typedef struct kiln_matrix_multiply_params {
+  const float* a;
+  const float* b;
+  const float* bias;
+  const float* residual;
+  float* y;
+  void* workspace;
+  int64_t workspace_bytes;
+  int32_t m;
+  int32_t n;
+  int32_t k;
+  int32_t transpose_a;
+  int32_t transpose_b;
+  int32_t batch_rank;
+  int32_t act;
+  float alpha;
+  float beta;
+  int32_t residual_mode;
+  int64_t batch_dims[KILN_MAX_RANK];
+  int64_t a_strides[KILN_MAX_RANK];
+  int64_t b_strides[KILN_MAX_RANK];
+} kiln_matrix_multiply_params;
+
+/*
+ * Gather: data seen as [outer, axis_len, inner] elements of element_bytes (1, 2 or 4);
+ * y[o, i, r] = data[o, j, r] for each of the `count` indices, j = indices[i] (+ axis_len when
+ * negative). An index outside [-axis_len, axis_len) is reported through `error`.
+ */
+typedef struct kiln_gather_params {
+  const void* data;
+  const int32_t* indices;
+  void* y;
+  int32_t* error;
+  int64_t outer;
+  int64_t axis_len;
+  int64_t inner;
+  int64_t count;
+  int32_t element_bytes;
+  int32_t reserved;
+} kiln_gather_params;
+
+/*
+ * TopK over the middle axis of x [outer, len, inner] (dtype KILN_F32 or KILN_I32): the k largest
+ * (op 0) or smallest (op 1) values, best first, equal values by lower index first, NaN above
+ * every number; values [outer, k, inner] in x's dtype, indices int32.
+ */
+typedef struct kiln_topk_params {
+  const void* x;
+  void* values;
+  int32_t* indices;
+  int64_t outer;
+  int64_t inner;
+  int32_t len;
+  int32_t k;
+  int32_t op;
+  int32_t dtype;
+} kiln_topk_params;
+
+/* Largest k kiln_launch_topk takes for a given len (any k when len <= this value too). */
+#define KILN_TOPK_MAX_CHUNKED_K 2048
+
+/*
+ * 2-D transposed convolution, NCHW. w: [c, k/groups, kernel_h, kernel_w]; output [n, k, out_h,
+ * out_w]; input pixel (y, x) with tap (i, j) lands on (y·stride_h - pad_h + i·dilation_h, ...).
+ * bias/residual/epilogue as convolution. Computed as a gather (no atomics).
+ */
+typedef struct kiln_deconvolution_params {
+  const float* x;
+  const float* w;
+  const float* bias;
+  const float* residual;
+  float* y;
+  int32_t n;
+  int32_t c;
+  int32_t in_h;
+  int32_t in_w;
+  int32_t k;
+  int32_t out_h;
+  int32_t out_w;
+  int32_t kernel_h;
+  int32_t kernel_w;
+  int32_t stride_h;
+  int32_t stride_w;
+  int32_t pad_h;
+  int32_t pad_w;
+  int32_t dilation_h;
+  int32_t dilation_w;
+  int32_t groups;
+  int32_t act;
+  float alpha;
+  float beta;
+  int32_t residual_mode;
+} kiln_deconvolution_params;
+
+/*
+ * RaggedSoftMax over rows of len: y = softmax of the row's first bounds[row] elements, zeros
+ * after them. A bound outside [0, len] is reported through `error` (its row is zeroed).
+ */
+typedef struct kiln_ragged_softmax_params {
+  const float* x;
+  const int32_t* bounds;
+  float* y;
+  int32_t* error;
+  int64_t rows;
+  int32_t len;
+  int32_t reserved;
+} kiln_ragged_softmax_params;
+
 /* ---- Self-description ---- */
 KILN_API int32_t kiln_abi_version(void);
 /* This thread's last error message ("" when none). Valid until this thread's next kiln_ call. */
@@ -413,6 +541,11 @@ KILN_API kiln_status kiln_launch_copy(const kiln_copy_params* p, kiln_stream str
 KILN_API kiln_status kiln_launch_unary(const kiln_unary_params* p, kiln_stream stream);
 KILN_API kiln_status kiln_launch_reduce(const kiln_reduce_params* p, kiln_stream stream);
 KILN_API kiln_status kiln_launch_lrn(const kiln_lrn_params* p, kiln_stream stream);
+KILN_API kiln_status kiln_launch_matrix_multiply(const kiln_matrix_multiply_params* p, kiln_stream stream);
+KILN_API kiln_status kiln_launch_gather(const kiln_gather_params* p, kiln_stream stream);
+KILN_API kiln_status kiln_launch_topk(const kiln_topk_params* p, kiln_stream stream);
+KILN_API kiln_status kiln_launch_deconvolution(const kiln_deconvolution_params* p, kiln_stream stream);
+KILN_API kiln_status kiln_launch_ragged_softmax(const kiln_ragged_softmax_params* p, kiln_stream stream);
 
 #ifdef __cplusplus
 }

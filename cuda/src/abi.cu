@@ -123,6 +123,56 @@ const int64_t kLrn[] = {
     OFF(kiln_lrn_params, alpha),  OFF(kiln_lrn_params, beta),  OFF(kiln_lrn_params, k),
 };
 
+const int64_t kMatrixMultiply[] = {
+    OFF(kiln_matrix_multiply_params, a),           OFF(kiln_matrix_multiply_params, b),
+    OFF(kiln_matrix_multiply_params, bias),        OFF(kiln_matrix_multiply_params, residual),
+    OFF(kiln_matrix_multiply_params, y),           OFF(kiln_matrix_multiply_params, workspace),
+    OFF(kiln_matrix_multiply_params, workspace_bytes), OFF(kiln_matrix_multiply_params, m),
+    OFF(kiln_matrix_multiply_params, n),           OFF(kiln_matrix_multiply_params, k),
+    OFF(kiln_matrix_multiply_params, transpose_a), OFF(kiln_matrix_multiply_params, transpose_b),
+    OFF(kiln_matrix_multiply_params, batch_rank),  OFF(kiln_matrix_multiply_params, act),
+    OFF(kiln_matrix_multiply_params, alpha),       OFF(kiln_matrix_multiply_params, beta),
+    OFF(kiln_matrix_multiply_params, residual_mode), OFF(kiln_matrix_multiply_params, batch_dims),
+    OFF(kiln_matrix_multiply_params, a_strides),   OFF(kiln_matrix_multiply_params, b_strides),
+};
+
+const int64_t kGather[] = {
+    OFF(kiln_gather_params, data),     OFF(kiln_gather_params, indices),
+    OFF(kiln_gather_params, y),        OFF(kiln_gather_params, error),
+    OFF(kiln_gather_params, outer),    OFF(kiln_gather_params, axis_len),
+    OFF(kiln_gather_params, inner),    OFF(kiln_gather_params, count),
+    OFF(kiln_gather_params, element_bytes), OFF(kiln_gather_params, reserved),
+};
+
+const int64_t kTopk[] = {
+    OFF(kiln_topk_params, x),     OFF(kiln_topk_params, values), OFF(kiln_topk_params, indices),
+    OFF(kiln_topk_params, outer), OFF(kiln_topk_params, inner),  OFF(kiln_topk_params, len),
+    OFF(kiln_topk_params, k),     OFF(kiln_topk_params, op),     OFF(kiln_topk_params, dtype),
+};
+
+const int64_t kDeconvolution[] = {
+    OFF(kiln_deconvolution_params, x),          OFF(kiln_deconvolution_params, w),
+    OFF(kiln_deconvolution_params, bias),       OFF(kiln_deconvolution_params, residual),
+    OFF(kiln_deconvolution_params, y),          OFF(kiln_deconvolution_params, n),
+    OFF(kiln_deconvolution_params, c),          OFF(kiln_deconvolution_params, in_h),
+    OFF(kiln_deconvolution_params, in_w),       OFF(kiln_deconvolution_params, k),
+    OFF(kiln_deconvolution_params, out_h),      OFF(kiln_deconvolution_params, out_w),
+    OFF(kiln_deconvolution_params, kernel_h),   OFF(kiln_deconvolution_params, kernel_w),
+    OFF(kiln_deconvolution_params, stride_h),   OFF(kiln_deconvolution_params, stride_w),
+    OFF(kiln_deconvolution_params, pad_h),      OFF(kiln_deconvolution_params, pad_w),
+    OFF(kiln_deconvolution_params, dilation_h), OFF(kiln_deconvolution_params, dilation_w),
+    OFF(kiln_deconvolution_params, groups),     OFF(kiln_deconvolution_params, act),
+    OFF(kiln_deconvolution_params, alpha),      OFF(kiln_deconvolution_params, beta),
+    OFF(kiln_deconvolution_params, residual_mode),
+};
+
+const int64_t kRaggedSoftmax[] = {
+    OFF(kiln_ragged_softmax_params, x),     OFF(kiln_ragged_softmax_params, bounds),
+    OFF(kiln_ragged_softmax_params, y),     OFF(kiln_ragged_softmax_params, error),
+    OFF(kiln_ragged_softmax_params, rows),  OFF(kiln_ragged_softmax_params, len),
+    OFF(kiln_ragged_softmax_params, reserved),
+};
+
 #undef OFF
 
 struct Layout {
@@ -148,6 +198,11 @@ const Layout kLayouts[] = {
     LAYOUT(KILN_STRUCT_UNARY, kiln_unary_params, kUnary),
     LAYOUT(KILN_STRUCT_REDUCE, kiln_reduce_params, kReduce),
     LAYOUT(KILN_STRUCT_LRN, kiln_lrn_params, kLrn),
+    LAYOUT(KILN_STRUCT_MATRIX_MULTIPLY, kiln_matrix_multiply_params, kMatrixMultiply),
+    LAYOUT(KILN_STRUCT_GATHER, kiln_gather_params, kGather),
+    LAYOUT(KILN_STRUCT_TOPK, kiln_topk_params, kTopk),
+    LAYOUT(KILN_STRUCT_DECONVOLUTION, kiln_deconvolution_params, kDeconvolution),
+    LAYOUT(KILN_STRUCT_RAGGED_SOFTMAX, kiln_ragged_softmax_params, kRaggedSoftmax),
 };
 
 #undef LAYOUT

@@ -80,6 +80,34 @@ export interface PluginCpuArgs<P> {
   outputs: PluginHostTensor[];
 }
 
+/** A tensor as a plugin's CUDA implementation sees it: device memory, concrete dims. */
+export interface PluginDeviceTensor {
+  /** Device address of element 0. */
+  ptr: Deno.PointerValue;
+  dims: number[];
+  dtype: DType;
+}
+
+/**
+ * What `PluginCreator.enqueueCuda` receives. It must only enqueue work on `stream` (a
+ * kiln_stream handle: launches through libkiln, or its cudaStream_t via the plugin's own
+ * library) and return: no synchronizing, no allocating, no host reads of device memory, since
+ * the first run of each batch size is captured into a CUDA graph and replayed afterwards.
+ */
+export interface PluginCudaArgs<P> {
+  layer: string;
+  /** The plugin's params, parsed by its schema (defaults filled). */
+  attrs: P;
+  /** Device address of each weight slot. */
+  weights: Record<string, Deno.PointerValue>;
+  inputs: PluginDeviceTensor[];
+  outputs: PluginDeviceTensor[];
+  /** The kiln_stream to enqueue on (its device is current). */
+  stream: Deno.PointerValue;
+  /** The context's scratch memory, free for the duration of this layer. */
+  workspace: { ptr: Deno.PointerValue; bytes: number };
+}
+
 /** Anything with zod's `safeParse` (a zod schema, or a hand-written validator). */
 export interface ParamsSchema<P> {
   safeParse(raw: unknown):
@@ -105,6 +133,11 @@ export interface PluginCreator<P = any> {
   supportsDType(dtype: DType, input: number, params: P): boolean;
   weights?(inputs: readonly TensorDesc[], params: P): Record<string, WeightSlot>;
   cpu(args: PluginCpuArgs<P>): void;
+  /**
+   * The CUDA implementation (optional): enqueues the layer's work on `args.stream`. Without it
+   * an engine with this plugin cannot be built for a GPU (the build names the layer).
+   */
+  enqueueCuda?(args: PluginCudaArgs<P>): void;
 }
 
 const registry = new Map<string, PluginCreator>();
@@ -154,6 +187,9 @@ function creatorProblems(c: PluginCreator<unknown>): string[] {
   }
   if (c.weights !== undefined && typeof c.weights !== "function") {
     p.push(`"weights" must be a function when given`);
+  }
+  if (c.enqueueCuda !== undefined && typeof c.enqueueCuda !== "function") {
+    p.push(`"enqueueCuda" must be a function when given`);
   }
   const n = c.inputs;
   if (

@@ -1,7 +1,7 @@
 /** What a CUDA kernel-table entry receives and how it launches (shared by the entry files). */
 import type { DType } from "../../dsl/ir/dtype.ts";
 import { check, type NativeLibrary, type Stream } from "../../ffi/mod.ts";
-import type { ManifestLayer } from "../../plan/mod.ts";
+import type { Manifest, ManifestLayer } from "../../plan/mod.ts";
 
 export interface LaunchTensor {
   ptr: Deno.PointerValue;
@@ -20,15 +20,31 @@ export interface LaunchArgs {
   weights: Record<string, Deno.PointerValue>;
   /** The context's scratch memory (CudaKernel.usesWorkspace). */
   workspace: { ptr: Deno.PointerValue; bytes: number };
+  /**
+   * This layer's error word (two int32 in device memory, zeroed before each run) for kernels
+   * with `describeError`; null otherwise. See kiln.h on data-dependent failures.
+   */
+  error: Deno.PointerValue;
 }
 
 export interface CudaKernel {
   /** Whether launches take the context's workspace (split-K GEMMs). */
   usesWorkspace?: boolean;
   /** Why this layer cannot run on the GPU (checked once at load), or undefined. */
-  unsupported?(layer: ManifestLayer): string | undefined;
+  unsupported?(layer: ManifestLayer, manifest?: Manifest): string | undefined;
   /** Enqueues the layer on `args.stream`. */
   launch(args: LaunchArgs): void;
+  /**
+   * For kernels that report data-dependent failures (an index out of range) through their error
+   * word: the message for `element` (the word's 1-based value less one) holding `value`, given
+   * the layer's concrete input dims. The run then fails with a KilnError naming the layer.
+   */
+  describeError?(
+    layer: ManifestLayer,
+    inputDims: number[][],
+    element: number,
+    value: number,
+  ): string;
 }
 
 type Symbols = NativeLibrary["symbols"];

@@ -36,6 +36,9 @@ import type {
 } from "../backend.ts";
 import { CUDA_KERNELS, type LaunchTensor } from "./kernels.ts";
 
+/** Bytes of one layer's error word: [1 + failing element, its value] (kiln.h). */
+const ERROR_WORD_BYTES = 8;
+
 /** Runs longer than this wait through a nonblocking call instead of blocking the thread. */
 const LONG_RUN_MS = 1;
 
@@ -73,7 +76,7 @@ export class CudaBackend implements Backend {
 
   load(plan: LoadedPlan): BackendEngine {
     const problems = plan.manifest.layers.flatMap((l) => {
-      const why = CUDA_KERNELS[l.kind]?.unsupported?.(l);
+      const why = CUDA_KERNELS[l.kind]?.unsupported?.(l, plan.manifest);
       return why ? [{ layer: l.name, message: `${l.kind} layer "${l.name}": ${why}` }] : [];
     });
     if (problems.length) {
@@ -103,10 +106,15 @@ export class CudaEngine implements BackendEngine {
   readonly arena: { offsets: number[]; bytes: number };
   /** Scratch bytes each context owns (split-K partial sums of the GEMM-based kernels). */
   readonly workspaceBytes: number;
+  /** Error word slot of each layer whose kernel reports data-dependent failures, by layer index. */
+  readonly errorSlots = new Map<number, number>();
   #weights: DeviceBuffer | undefined;
 
   constructor(readonly backend: CudaBackend, readonly plan: LoadedPlan) {
     this.arena = checkedArena(plan.manifest);
+    plan.manifest.layers.forEach((l, i) => {
+      if (CUDA_KERNELS[l.kind]?.describeError) this.errorSlots.set(i, this.errorSlots.size);
+    });
     const needsWorkspace = plan.manifest.layers.some((l) => CUDA_KERNELS[l.kind]?.usesWorkspace);
     this.workspaceBytes = needsWorkspace ? gemmWorkspaceBytes(backend.lib, backend.ordinal) : 0;
     const w = plan.weightSection;
@@ -152,6 +160,9 @@ export class CudaContext implements BackendContext {
   #events: Event[] = [];
   #poison: boolean;
   #longRunMs: number;
+  /** Bytes of error words, and their offset in staging (after align(workspace) on the device). */
+  #errorBytes = 0;
+  #errorStaging = 0;
   /** Executes run one after another on this context's stream. */
   #tail: Promise<unknown> = Promise.resolve();
   #pending = 0;
@@ -182,6 +193,11 @@ export class CudaContext implements BackendContext {
     };
     this.#inputs = m.bindings.filter((b) => b.isInput).map((b) => slot(b.tensor));
     this.#outputs = m.bindings.filter((b) => !b.isInput).map((b) => slot(b.tensor));
+    // Error words (2 × int32 per reporting layer) follow the workspace on the device and the
+    // bindings in staging, where each run copies them back.
+    this.#errorBytes = ERROR_WORD_BYTES * engine.errorSlots.size;
+    this.#errorStaging = staging;
+    staging += align(this.#errorBytes);
     // Acquire in order; on failure release what was acquired, newest first.
     const owned: Disposable[] = [];
     try {
@@ -189,7 +205,11 @@ export class CudaContext implements BackendContext {
       owned.push(this.#stream);
       this.#arena = DeviceBuffer.alloc(this.#lib, device, engine.arena.bytes);
       owned.push(this.#arena);
-      this.#workspace = DeviceBuffer.alloc(this.#lib, device, engine.workspaceBytes);
+      this.#workspace = DeviceBuffer.alloc(
+        this.#lib,
+        device,
+        align(engine.workspaceBytes) + this.#errorBytes,
+      );
       owned.push(this.#workspace);
       this.#staging = PinnedBuffer.alloc(this.#lib, staging);
     } catch (e) {
@@ -272,6 +292,7 @@ export class CudaContext implements BackendContext {
       }
     }
     const staging = this.#staging.bytes;
+    if (this.#errorBytes) this.#checkErrors(batch);
     const outputs = new Map<number, HostArray>();
     for (const t of req.outputs) {
       const s = this.#outputs.find((o) => o.tensor === t);
@@ -282,6 +303,25 @@ export class CudaContext implements BackendContext {
       outputs.set(t, out);
     }
     return { outputs, layerMs };
+  }
+
+  /** Throws the first data-dependent failure a kernel of the last run reported. */
+  #checkErrors(batch: number): void {
+    const st = this.#staging.bytes;
+    const at = st.byteOffset + this.#errorStaging;
+    const words = new Int32Array(st.buffer, at, this.#errorBytes / 4);
+    const m = this.#manifest;
+    for (const [layerIndex, slot] of this.#engine.errorSlots) {
+      const element = words[2 * slot];
+      if (element === 0) continue;
+      const layer = m.layers[layerIndex];
+      const dims = layer.inputs.map((t) => concreteDims(m.tensors[t].dims, batch));
+      throw new KilnError(
+        "INVALID_ARGUMENT",
+        CUDA_KERNELS[layer.kind].describeError!(layer, dims, element - 1, words[2 * slot + 1]),
+        { layer: layer.name },
+      );
+    }
   }
 
   /**
@@ -347,6 +387,10 @@ export class CudaContext implements BackendContext {
     const arena = this.#arena, staging = this.#staging;
     const bytes = (s: BindingSlot) => s.bytesPerItem * (s.batched ? batch : 1);
     if (this.#poison && copies) stream.memsetAsync(arena.at(0), 0xff, arena.bytes);
+    const errors = align(this.#engine.workspaceBytes);
+    if (copies && this.#errorBytes) {
+      stream.memsetAsync(this.#workspace.at(errors), 0, this.#errorBytes);
+    }
     if (copies) {
       for (const s of this.#inputs) {
         stream.copyAsync(arena.at(s.arena), staging.at(s.staging), bytes(s));
@@ -363,7 +407,8 @@ export class CudaContext implements BackendContext {
       }
     }
     const weights = this.#engine.weights;
-    const workspace = { ptr: this.#workspace.at(0), bytes: this.#workspace.bytes };
+    const workspace = { ptr: this.#workspace.at(0), bytes: this.#engine.workspaceBytes };
+    const slots = this.#engine.errorSlots;
     m.layers.forEach((layer, i) => {
       if (profile) this.#events[i].record(stream);
       const w: Record<string, Deno.PointerValue> = {};
@@ -376,12 +421,22 @@ export class CudaContext implements BackendContext {
         outputs: layer.outputs.map(tensor),
         weights: w,
         workspace,
+        error: slots.has(i)
+          ? this.#workspace.at(errors + ERROR_WORD_BYTES * slots.get(i)!)
+          : null,
       });
     });
     if (profile) this.#events[m.layers.length].record(stream);
     if (copies) {
       for (const s of this.#outputs) {
         stream.copyAsync(staging.at(s.staging), arena.at(s.arena), bytes(s));
+      }
+      if (this.#errorBytes) {
+        stream.copyAsync(
+          staging.at(this.#errorStaging),
+          this.#workspace.at(errors),
+          this.#errorBytes,
+        );
       }
     }
     return profile ? new Array<number>(m.layers.length).fill(0) : undefined;

@@ -37,6 +37,9 @@ import { type ReduceAttrs, reduceAxes } from "../../dsl/layers/reduce.ts";
 import type { UnaryAttrs } from "../../dsl/layers/unary.ts";
 import { type CudaKernel, float32Weights, launch, type LaunchTensor } from "./_launch.ts";
 import { concatenation, constant, padding, shuffle } from "./_movement.ts";
+import { deconvolution, matrixMultiply } from "./_linear_algebra.ts";
+import { plugin } from "./_plugin.ts";
+import { gather, raggedSoftmax, topk } from "./_selection.ts";
 
 export type { CudaKernel, LaunchArgs, LaunchTensor } from "./_launch.ts";
 
@@ -369,15 +372,21 @@ export const CUDA_KERNELS: Record<string, CudaKernel> = {
   Concatenation: concatenation,
   Constant: constant,
   Convolution: convolution,
+  Deconvolution: deconvolution,
   ElementWise: elementwise,
   FullyConnected: fullyConnected,
+  Gather: gather,
   Identity: identity,
   LRN: lrn,
+  MatrixMultiply: matrixMultiply,
   Padding: padding,
+  Plugin: plugin,
   Pooling: pooling,
+  RaggedSoftMax: raggedSoftmax,
   Reduce: reduce,
   Scale: scale,
   Shuffle: shuffle,
   SoftMax: softmax,
+  TopK: topk,
   Unary: unary,
 };

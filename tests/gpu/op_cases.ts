@@ -9,6 +9,8 @@ import type { Tensor } from "../../dsl/ir/graph.ts";
 import { convOutputSize } from "../../dsl/layers/convolution.ts";
 import type { Network } from "../../dsl/network.ts";
 import { randomArray } from "../_util.ts";
+import type { HostArray } from "../../dsl/ir/dtype.ts";
+import { MORE_OP_CASES } from "./op_cases_more_kinds.ts";
 
 export interface OpCase {
   name: string;
@@ -17,6 +19,8 @@ export interface OpCase {
   build(net: Network, r: () => number): void;
   /** Input value range (default [-1, 1]). */
   range?: [number, number];
+  /** Values for a binding (indices, bounds: inside their range), or undefined for random ones. */
+  input?(binding: string, dtype: string, n: number, r: () => number): HostArray | undefined;
 }
 
 const w = (n: number, r: () => number, lo = -1, hi = 1) => randomArray(n, r, lo, hi);
@@ -532,4 +536,5 @@ export const OP_CASES: Record<string, OpCase[]> = {
       },
     },
   ],
+  ...MORE_OP_CASES,
 };

@@ -37,7 +37,7 @@ async function runCase(kind: string, c: OpCase): Promise<string> {
         const inputs: Record<string, HostArray> = {};
         for (const b of cpu.bindings.filter((b) => b.isInput)) {
           const n = itemVolume(b.shape) * (b.shape[0] === "N" ? batch : 1);
-          inputs[b.name] = randomInput(b.dtype, n, r, c.range);
+          inputs[b.name] = c.input?.(b.name, b.dtype, n, r) ?? randomInput(b.dtype, n, r, c.range);
         }
         const want = await cctx.execute(inputs, { batchSize: batch });
         const got = await gctx.execute(inputs, { batchSize: batch });

@@ -60,6 +60,16 @@ __device__ __forceinline__ void load_shared(const float* p, float (&v)[N]) {
   }
 }
 
+// Whether an A loader declares kMContiguous = true (absent: false).
+template <class L, class = void>
+struct AMContiguous {
+  static constexpr bool value = false;
+};
+template <class L>
+struct AMContiguous<L, decltype((void)L::kMContiguous)> {
+  static constexpr bool value = L::kMContiguous;
+};
+
 // B loaders either read K-contiguous columns (b(k, n), like A) or are N-contiguous gathers: a
 // thread then always fetches the same column, set once with set_column(n), then b(k).
 template <class T, class LoadA, class LoadB>
@@ -71,9 +81,15 @@ __device__ __forceinline__ void gemm_mainloop(int k_begin, int k_end, int m0, in
   const int tid = threadIdx.x;
   const int tx = tid % T::RX, ty = tid / T::RX;
 
-  // Fixed parts of this thread's load coordinates.
-  const int a_k = tid % T::BK, a_row = tid / T::BK;
-  constexpr int A_ROW_STEP = T::THREADS / T::BK;
+  // Fixed parts of this thread's load coordinates. A loaders read K-contiguous rows (a(m, k)
+  // with k fastest, like B's columns) unless they declare kMContiguous (a transposed A stored
+  // [K × M]): then neighbouring threads take neighbouring rows m, so that loads coalesce.
+  constexpr bool A_M = AMContiguous<LoadA>::value;
+  static_assert(!A_M || (T::THREADS % T::BM == 0 && T::BK % (T::THREADS / T::BM) == 0),
+                "tile shape");
+  const int a_k = A_M ? tid / T::BM : tid % T::BK, a_row = A_M ? tid % T::BM : tid / T::BK;
+  constexpr int A_ROW_STEP = A_M ? 0 : T::THREADS / T::BK;
+  constexpr int A_K_STEP = A_M ? T::THREADS / T::BM : 0;
   constexpr bool B_GATHER = LoadB::kNContiguous;
   const int b_k = B_GATHER ? tid / T::BN : tid % T::BK;
   const int b_col = B_GATHER ? tid % T::BN : tid / T::BK;
@@ -89,7 +105,7 @@ __device__ __forceinline__ void gemm_mainloop(int k_begin, int k_end, int m0, in
   auto fetch = [&](int k0) {
 #pragma unroll
     for (int e = 0; e < T::A_PER; ++e) {
-      const int k = k0 + a_k;
+      const int k = k0 + a_k + e * A_K_STEP;
       ra[e] = k < k_end ? load_a(m0 + a_row + e * A_ROW_STEP, k) : 0.f;
     }
 #pragma unroll
@@ -105,7 +121,7 @@ __device__ __forceinline__ void gemm_mainloop(int k_begin, int k_end, int m0, in
   };
   auto stash = [&](int buf) {
 #pragma unroll
-    for (int e = 0; e < T::A_PER; ++e) As[buf][a_k][a_row + e * A_ROW_STEP] = ra[e];
+    for (int e = 0; e < T::A_PER; ++e) As[buf][a_k + e * A_K_STEP][a_row + e * A_ROW_STEP] = ra[e];
 #pragma unroll
     for (int e = 0; e < T::B_PER; ++e) {
       if constexpr (B_GATHER) {
