@@ -15,6 +15,7 @@ import { planMemory } from "./memory.ts";
 import { cloneNetwork } from "./_clone.ts";
 import { runPasses } from "./pass.ts";
 import { PASSES } from "./passes/mod.ts";
+import { viewOf } from "./passes/_views.ts";
 import { choosePrecisions, fusionAllowed, recordPrecisions } from "./precision.ts";
 
 export interface BuildConfig {
@@ -129,10 +130,12 @@ function layoutPlan(
 ): { manifest: Manifest; weights: Uint8Array } {
   const index = new Map<Tensor, number>();
   const tensors: Manifest["tensors"] = [];
-  const add = (t: Tensor) => {
+  const add = (t: Tensor): number => {
     if (!index.has(t)) {
+      const v = viewOf(t);
+      const view = v ? { of: add(v.of), channelOffset: v.channelOffset } : undefined;
       index.set(t, tensors.length);
-      tensors.push({ name: t.name, dims: [...t.dims], dtype: t.dtype });
+      tensors.push({ name: t.name, dims: [...t.dims], dtype: t.dtype, ...(view ? { view } : {}) });
     }
     return index.get(t)!;
   };

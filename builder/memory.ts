@@ -6,10 +6,15 @@
  * Placement is greedy best-fit by decreasing size (the classic offset-assignment heuristic):
  * each tensor goes at the lowest offset that does not collide with an already placed tensor
  * whose lifetime overlaps its own.
+ *
+ * A view (plan/views.ts) owns no memory: its offset is its parent's plus its place inside it,
+ * and the parent's lifetime is stretched over the view's (a concatenation's output is live from
+ * its first producer on; a fused convolution's output until its slices' last reader).
  */
 import { concreteDims } from "../dsl/ir/dims.ts";
 import { bytesPerElement } from "../dsl/ir/dtype.ts";
 import type { Manifest } from "../plan/mod.ts";
+import { viewByteOffset } from "../plan/views.ts";
 
 /** Slot alignment: enough for 16-byte vector loads and CUDA's 256-byte allocation granularity. */
 export const ARENA_ALIGNMENT = 256;
@@ -48,15 +53,23 @@ export function planMemory(
     if (b.isInput) first[b.tensor] = -1;
     else last[b.tensor] = layers.length;
   }
-  const intervals: Interval[] = tensors.map((t, i) => ({
-    tensor: i,
-    bytes: alignUp(
-      concreteDims(t.dims, maxBatchSize).reduce((a, b) => a * b, 1) * bytesPerElement(t.dtype),
-      ARENA_ALIGNMENT,
-    ),
-    first: Number.isFinite(first[i]) ? first[i] : 0,
-    last: Number.isFinite(last[i]) ? last[i] : 0,
-  }));
+  tensors.forEach((t, i) => {
+    if (!t.view || !Number.isFinite(first[i])) return;
+    first[t.view.of] = Math.min(first[t.view.of], first[i]);
+    last[t.view.of] = Math.max(last[t.view.of], last[i]);
+  });
+  // Views own no bytes: only the other tensors are placed.
+  const intervals: Interval[] = tensors.flatMap((t, i) =>
+    t.view ? [] : [{
+      tensor: i,
+      bytes: alignUp(
+        concreteDims(t.dims, maxBatchSize).reduce((a, b) => a * b, 1) * bytesPerElement(t.dtype),
+        ARENA_ALIGNMENT,
+      ),
+      first: Number.isFinite(first[i]) ? first[i] : 0,
+      last: Number.isFinite(last[i]) ? last[i] : 0,
+    }]
+  );
   const order = [...intervals].sort((a, b) => b.bytes - a.bytes || a.first - b.first);
   const placed: { iv: Interval; offset: number }[] = [];
   const offsets = new Array<number>(n).fill(0);
@@ -74,6 +87,9 @@ export function planMemory(
     offsets[iv.tensor] = offset;
     arenaBytes = Math.max(arenaBytes, offset + iv.bytes);
   }
+  tensors.forEach((t, i) => {
+    if (t.view) offsets[i] = offsets[t.view.of] + viewByteOffset({ ...t, view: t.view });
+  });
   const naiveBytes = intervals.reduce((a, iv) => a + iv.bytes, 0);
   return { arenaBytes, offsets, naiveBytes };
 }

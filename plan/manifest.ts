@@ -18,6 +18,11 @@ export const manifestSchema = z.object({
     name: z.string().min(1),
     dims: z.array(dim),
     dtype,
+    /** Set when the tensor owns no memory and lives in a channel range of another (plan/views.ts). */
+    view: z.object({
+      of: z.number().int().nonnegative(),
+      channelOffset: z.number().int().nonnegative(),
+    }).optional(),
     /** Storage precision when reduced (absent: FP32); float32 memory holds the reduced values. */
     precision: z.enum(["fp16", "int8"]).optional(),
     /** The INT8 step (amax / 127) of a tensor with a known dynamic range. */

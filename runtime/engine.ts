@@ -16,6 +16,7 @@ import { type AnyDef, checkWeights, inferShapeOf } from "../dsl/layers/_check.ts
 import { isLayerKind, LAYERS } from "../dsl/layers/mod.ts";
 import { KilnError } from "../errors.ts";
 import { type Manifest, type PlanData, type PlanHeader, readPlan } from "../plan/mod.ts";
+import { viewProblems } from "../plan/views.ts";
 import type { Backend, BackendContext, BackendEngine, LoadedPlan } from "./backend.ts";
 import { type DeviceSpec, selectBackend } from "./device.ts";
 import { Logger } from "./logger.ts";
@@ -532,6 +533,8 @@ function checkManifest(m: Manifest, weights: Record<string, HostArray>[]): void 
       fail(`output "${b.name}" is written by no layer`, { tensor: b.name });
     }
   }
+  const views = viewProblems(m);
+  if (views.length) fail(views.join("; "));
   checkArena(m, fail);
 }
 
@@ -549,12 +552,20 @@ function checkArena(m: Manifest, fail: (message: string) => never): void {
     if (b.isInput) first[b.tensor] = Math.min(first[b.tensor], -1);
     else last[b.tensor] = Math.max(last[b.tensor], m.layers.length);
   }
+  // A view shares its parent's bytes by design: the parent stands for it (plan/views.ts).
+  m.tensors.forEach((t, i) => {
+    if (!t.view || !Number.isFinite(first[i])) return;
+    first[t.view.of] = Math.min(first[t.view.of], first[i]);
+    last[t.view.of] = Math.max(last[t.view.of], last[i]);
+  });
   const size = m.tensors.map((t) =>
     t.dims.reduce<number>((a, d) => a * (d === "N" ? m.maxBatchSize : d), 1) *
     bytesPerElement(t.dtype)
   );
   const off = m.memory.offsets;
-  const used = [...m.tensors.keys()].filter((i) => Number.isFinite(first[i]) && size[i] > 0);
+  const used = [...m.tensors.keys()].filter((i) =>
+    Number.isFinite(first[i]) && size[i] > 0 && !m.tensors[i].view
+  );
   used.sort((a, b) => off[a] - off[b]);
   for (let x = 0; x < used.length; x++) {
     const a = used[x];

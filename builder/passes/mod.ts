@@ -1,9 +1,11 @@
 /** The build's passes, in the order they run. */
 import type { Pass } from "../pass.ts";
+import { elideConcat } from "./elide_concat.ts";
 import { eliminateUnused } from "./eliminate_unused.ts";
 import { foldConstants } from "./fold_constants.ts";
 import { foldScale } from "./fold_scale.ts";
 import { fuseEpilogue } from "./fuse_epilogue.ts";
+import { fuseHorizontal } from "./fuse_horizontal.ts";
 import { removeIdentity } from "./remove_identity.ts";
 
 export const PASSES: readonly Pass[] = [
@@ -12,4 +14,6 @@ export const PASSES: readonly Pass[] = [
   eliminateUnused,
   foldScale,
   fuseEpilogue,
+  fuseHorizontal,
+  elideConcat,
 ];

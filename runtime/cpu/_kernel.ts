@@ -4,6 +4,11 @@ import type { HostArray } from "../../dsl/ir/dtype.ts";
 export interface HostTensor {
   data: HostArray;
   dims: number[];
+  /**
+   * Elements from one batch item (dim 0) to the next when the tensor is a view inside a wider
+   * tensor (plan/views.ts); undefined when dense. Only VIEW_WRITERS/VIEW_READERS kernels see it.
+   */
+  batchStride?: number;
 }
 
 export interface CpuKernelArgs<A = Record<string, unknown>> {

@@ -13,6 +13,7 @@ import type {
   LoopResult,
 } from "../backend.ts";
 import type { HostTensor } from "./_kernel.ts";
+import { isNoOpLayer, itemElements } from "../../plan/views.ts";
 import { CPU_KERNELS } from "./mod.ts";
 import { runLayerKernel } from "./precision.ts";
 
@@ -48,7 +49,13 @@ class CpuContext implements BackendContext {
   /** Typed views into the arena, per batch size, so repeated executes allocate nothing. */
   #views = new Map<number, HostArray[]>();
 
-  constructor(readonly plan: LoadedPlan) {}
+  /** Per layer: whether views make it a no-op. */
+  #noOp: boolean[];
+
+  constructor(readonly plan: LoadedPlan) {
+    const { layers, tensors } = plan.manifest;
+    this.#noOp = layers.map((l) => isNoOpLayer(l, tensors));
+  }
 
   #buffers(batch: number): HostArray[] {
     let v = this.#views.get(batch);
@@ -67,7 +74,11 @@ class CpuContext implements BackendContext {
     }
     const arena = this.#arena;
     v = tensors.map((t, i) => {
-      const n = volumeOf(concreteDims(t.dims, batch));
+      const d = concreteDims(t.dims, batch);
+      // A view spans from its first element to its last batch item's end inside its parent.
+      const n = t.view && d[0] > 0
+        ? (d[0] - 1) * itemElements(tensors[t.view.of].dims) + volumeOf(d.slice(1))
+        : volumeOf(d);
       const off = memory.offsets[i];
       switch (t.dtype) {
         case "float32":
@@ -138,14 +149,27 @@ class CpuContext implements BackendContext {
     const { manifest, weights } = this.plan;
     const dims = manifest.tensors.map((t) => concreteDims(t.dims, batch));
     const layerMs: number[] = [];
+    const stride = (t: number) => {
+      const v = manifest.tensors[t].view;
+      return v ? itemElements(manifest.tensors[v.of].dims) : undefined;
+    };
     manifest.layers.forEach((layer, li) => {
+      // Layers whose tensors are views of each other have nothing to do (plan/views.ts).
+      if (this.#noOp[li]) {
+        if (profile) layerMs.push(0);
+        return;
+      }
       const kernel = CPU_KERNELS[layer.kind];
       if (!kernel) {
         throw new KilnError("UNSUPPORTED", `the CPU backend has no kernel for ${layer.kind}`, {
           layer: layer.name,
         });
       }
-      const view = (t: number): HostTensor => ({ data: buffers[t], dims: dims[t] });
+      const view = (t: number): HostTensor => ({
+        data: buffers[t],
+        dims: dims[t],
+        batchStride: stride(t),
+      });
       const t0 = profile ? performance.now() : 0;
       runLayerKernel(layer, manifest.tensors, kernel, {
         layer: layer.name,

@@ -67,12 +67,15 @@ export const convolution: CpuKernel<ConvAttrs> = ({ attrs, weights, inputs, outp
   const g = attrs.groups, cg = c / g, kg = k / g;
   const kk = cg * attrs.kernel[0] * attrs.kernel[1];
   const plane = oh * ow;
+  // Either side may be a view inside a wider tensor (plan/views.ts): images lie a stride apart.
+  const xStride = inputs[0].batchStride ?? c * h * w, yStride = outputs[0].batchStride ?? k * plane;
   const wt = weights.weights as Float32Array;
   const bias = weights.bias as Float32Array | undefined;
+  const residual = attrs.residual ? inputs[inputs.length - 1] : undefined;
   const col = new Float32Array(kk * plane);
   for (let b = 0; b < n; b++) {
     for (let gi = 0; gi < g; gi++) {
-      im2col(x, b * c * h * w, gi * cg, cg, h, w, attrs, oh, ow, col);
+      im2col(x, b * xStride, gi * cg, cg, h, w, attrs, oh, ow, col);
       gemm({
         m: kg,
         n: plane,
@@ -83,17 +86,23 @@ export const convolution: CpuKernel<ConvAttrs> = ({ attrs, weights, inputs, outp
         b: col,
         ldb: plane,
         c: y,
-        cOffset: (b * k + gi * kg) * plane,
+        cOffset: b * yStride + gi * kg * plane,
         ldc: plane,
       });
     }
+    const image = y.subarray(b * yStride, b * yStride + k * plane);
     if (bias) {
       for (let o = 0; o < k; o++) {
-        const off = (b * k + o) * plane;
+        const off = o * plane;
         const bv = bias[o];
-        for (let i = 0; i < plane; i++) y[off + i] += bv;
+        for (let i = 0; i < plane; i++) image[off + i] += bv;
       }
     }
+    // The residual is dense: image b is its b-th run of k·plane values.
+    const r = residual && {
+      data: f32(residual).subarray(b * k * plane, (b + 1) * k * plane),
+      dims: residual.dims,
+    };
+    applyEpilogue(attrs, image, r);
   }
-  applyEpilogue(attrs, y, attrs.residual ? inputs[inputs.length - 1] : undefined);
 };

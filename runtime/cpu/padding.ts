@@ -36,9 +36,14 @@ export const padding: CpuKernel<PaddingAttrs> = ({ attrs, inputs, outputs }) => 
     for (let o = 0; o < size; o++) m[o] = sourceIndex(o, x.dims[d], pre[d], attrs.mode);
     return m;
   });
+  // Either side may be a view inside a wider tensor (plan/views.ts): dim 0 is then strided.
   const inStrides = stridesOf(x.dims);
+  if (x.batchStride !== undefined) inStrides[0] = x.batchStride;
+  const outStrides = stridesOf(y.dims);
+  if (y.batchStride !== undefined) outStrides[0] = y.batchStride;
   const rowLen = y.dims[rank - 1], lastMap = maps[rank - 1];
-  const rows = y.data.length / rowLen;
+  const rows = y.dims.reduce((a, d) => a * d, 1) / rowLen;
+  const rowsPerItem = rank > 1 ? rows / y.dims[0] : rows;
   const index = new Array<number>(rank - 1).fill(0); // the row's coordinates in dims 0..rank-2
   for (let row = 0; row < rows; row++) {
     // Where the row starts in the input, or -1 if an outer coordinate falls in constant padding.
@@ -47,7 +52,7 @@ export const padding: CpuKernel<PaddingAttrs> = ({ attrs, inputs, outputs }) => 
       const i = maps[d][index[d]];
       base = i < 0 ? -1 : base + i * inStrides[d];
     }
-    const out = row * rowLen;
+    const out = rank > 1 ? index[0] * outStrides[0] + (row % rowsPerItem) * rowLen : row * rowLen;
     if (base < 0) {
       y.data.fill(attrs.value, out, out + rowLen);
     } else {

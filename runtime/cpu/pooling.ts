@@ -8,8 +8,10 @@ export const pooling: CpuKernel<PoolingAttrs> = ({ attrs, inputs, outputs }) => 
   const [, , oh, ow] = outputs[0].dims;
   const { window, stride, pad, post } = poolGeometry(attrs, h, w);
   const isMax = attrs.type === "max";
+  // The output may be a view inside a wider tensor (plan/views.ts): images lie a stride apart.
+  const yStride = outputs[0].batchStride ?? c * oh * ow;
   for (let p = 0; p < n * c; p++) {
-    const xo = p * h * w, yo = p * oh * ow;
+    const xo = p * h * w, yo = Math.floor(p / c) * yStride + (p % c) * oh * ow;
     for (let oy = 0; oy < oh; oy++) {
       const y0 = oy * stride[0] - pad[0];
       const y1 = Math.min(y0 + window[0], h + post[0]);
