@@ -31,6 +31,18 @@ const hasShared = [
   }
 });
 
+/** notebooks/int8.ipynb also needs the MNIST test set. */
+const hasInt8Data = hasShared && [
+  "mnist-idx/t10k-images-idx3-ubyte.gz",
+  "mnist-idx/t10k-labels-idx1-ubyte.gz",
+].every((f) => {
+  try {
+    return Deno.statSync(SHARED + f).isFile;
+  } catch {
+    return false;
+  }
+});
+
 const notebookFiles = [...Deno.readDirSync(NOTEBOOKS)]
   .filter((e) => e.isFile && e.name.endsWith(".ipynb"))
   .map((e) => e.name)
@@ -318,6 +330,61 @@ Deno.test(
   },
 );
 
+Deno.test(
+  "notebooks/int8.ipynb: LeNet calibrated (table of 10 scales), histograms and KL curves of conv1 and ip1, cache reused and refused when a weight changes, INT8 within 1 point of FP32",
+  { ignore: !hasInt8Data },
+  async () => {
+    const x = await execute("int8.ipynb");
+    assertRanCleanly("int8", x);
+    assert.match(x.stdout, /calibrated 10 tensors \(entropy2\) over 10 batches of 100/);
+    for (
+      const t of [
+        "data",
+        "scale",
+        "conv1",
+        "pool1",
+        "conv2",
+        "pool2",
+        "ip1@ip1",
+        "ip1",
+        "ip2",
+        "prob",
+      ]
+    ) {
+      assert.ok(x.stdout.includes(`"${t}"`), `the scales table lists ${t}`);
+    }
+    assert.match(
+      x.stdout,
+      /^KILN-[\d.]+-EntropyCalibration2\nkiln-key structure=\w+ weights=\w+ algorithm=entropy2 data=\w+$/m,
+    );
+    assert.ok(x.stdout.includes("second calibration from cache: true"));
+    assert.ok(x.stdout.includes("one weight changed: from cache false, rejected because weights"));
+    assert.match(
+      x.stdout,
+      /calibration cache .* matches: 10 scales applied/,
+      "the INT8 build used the cache",
+    );
+    assert.match(x.stdout, /precision: conv1: INT8/);
+    const titles = plots(x).map((f) => f.layout.title?.text ?? "");
+    for (const t of ["conv1", "ip1"]) {
+      assert.ok(titles.includes(`|${t}| over the calibration set`), `${t}'s histogram`);
+      assert.ok(
+        titles.includes(`KL divergence of ${t}'s INT8 quantization by threshold`),
+        `${t}'s KL curve`,
+      );
+    }
+    const hist = plots(x).find((f) => f.layout.title?.text === "|conv1| over the calibration set")!;
+    assert.equal((hist.layout as { yaxis: { type: string } }).yaxis.type, "log");
+    assert.equal((hist.layout as { shapes: unknown[] }).shapes.length, 1, "the threshold line");
+    const acc = (p: string) =>
+      Number(new RegExp(`${p} top-1: ([\\d.]+)% on (\\d+)`).exec(x.stdout)?.[1]);
+    const fp32 = acc("FP32"), int8 = acc("INT8");
+    assert.ok(fp32 > 97, `FP32 top-1 ${fp32}%`);
+    assert.ok(Math.abs(int8 - fp32) <= 1, `INT8 ${int8}% vs FP32 ${fp32}%`);
+    summary.push(`int8.ipynb: ${x.seconds.toFixed(1)} s, FP32 ${fp32}% INT8 ${int8}%`);
+  },
+);
+
 Deno.test("notebooks/weights.ipynb: checkpoint → .wts/.wts2 bit-identical; PyTorch, Keras and ONNX LSTMs → RNNv2 match their references", async () => {
   const x = await execute("weights.ipynb");
   assertRanCleanly("weights", x);
@@ -348,11 +415,22 @@ Deno.test("notebooks without ../shared/data: cells needing it print a note and s
   assert.ok(svgs(mnist).some((s) => s.includes("mnist-8 (ONNX) as imported")));
   assert.ok(mnist.stdout.includes("identical after reload: true"));
   assert.ok(plots(mnist).length >= 2, "the profile and the comparison");
-  summary.push("mlp.ipynb and mnist.ipynb without the sample data: notes, no errors");
+  const int8 = await execute("int8.ipynb", env);
+  assertRanCleanly("int8 (no sample data)", int8);
+  assert.match(int8.stdout, /note: not found: .*mnist\.prototxt/);
+  assert.match(int8.stdout, /note: skipped \(no network\)/);
+  assert.equal(plots(int8).length, 0);
+  summary.push("mlp, mnist and int8 notebooks without the sample data: notes, no errors");
 });
 
 Deno.test("committed notebooks have no outputs, use the Deno kernel and import only ../mod.ts", async () => {
-  assert.deepEqual(notebookFiles, ["charrnn.ipynb", "mlp.ipynb", "mnist.ipynb", "weights.ipynb"]);
+  assert.deepEqual(notebookFiles, [
+    "charrnn.ipynb",
+    "int8.ipynb",
+    "mlp.ipynb",
+    "mnist.ipynb",
+    "weights.ipynb",
+  ]);
   for (const name of notebookFiles) {
     const nb = JSON.parse(await Deno.readTextFile(NOTEBOOKS + name)) as Notebook;
     assert.equal(nb.nbformat, 4, name);
