@@ -93,20 +93,26 @@ export interface EntropySearch {
 
 /**
  * TensorRT's entropy calibration (Migacz, "8-bit Inference with TensorRT", GTC 2017), without
- * smoothing. For every i in [128, 2048]:
+ * smoothing. First the zero bin's count is replaced by the next bin's, as NVIDIA's
+ * pytorch-quantization does (TensorRT's own code is closed): the exact zeros of a ReLU's output
+ * would otherwise dominate P and pull the threshold down. Then for every i in [128, 2048]:
  *  - P = bins[0 … i−1] with the outliers bins[i …] added to bin i−1;
  *  - Q = bins[0 … i−1] (outliers not added) merged into 128 levels (i / 128 bins each, the last
  *    level taking the remainder), each level's count spread evenly over the bins of the level
  *    where P is non-zero (bins where P is zero stay zero in Q);
  *  - KL(P‖Q) = Σ P·ln(P/Q) over P > 0 after normalizing both; Infinity where Q = 0 < P.
- * The threshold is i·width for the i of least divergence (the first one on ties): everything up to
- * the upper edge of the last kept bin is represented, the rest saturates.
+ * The threshold is i·width for the i of least divergence (the last one on ties, as
+ * pytorch-quantization): everything up to the upper edge of the last kept bin is represented, the
+ * rest saturates. A histogram with nothing outside the zero bin keeps its whole range.
  */
 export function entropyThreshold(h: AbsHistogram): EntropySearch {
-  const n = HISTOGRAM_BINS, L = ENTROPY_LEVELS, bins = h.counts;
+  const n = HISTOGRAM_BINS, L = ENTROPY_LEVELS;
   const w = h.range / n;
   const kl: number[] = [], klThresholds: number[] = [];
   if (h.range === 0) return { threshold: 0, kl, klThresholds };
+  const bins = Float64Array.from(h.counts);
+  bins[0] = bins[1];
+  if (bins.every((c) => c === 0)) return { threshold: h.max, kl, klThresholds };
   // Suffix sums give each candidate's outlier count in O(1).
   const suffix = new Float64Array(n + 1);
   for (let b = n - 1; b >= 0; b--) suffix[b] = suffix[b + 1] + bins[b];
@@ -141,7 +147,7 @@ export function entropyThreshold(h: AbsHistogram): EntropySearch {
     }
     kl.push(d);
     klThresholds.push(i * w);
-    if (d < best) {
+    if (d <= best) {
       best = d;
       bestI = i;
     }

@@ -49,11 +49,13 @@ function referenceHistogram(x: Float32Array): { counts: number[]; width: number 
 }
 
 /**
- * KL(P‖Q) for keeping i bins, straight from the definition: P is the first i bins with the
- * outliers piled on the last; Q merges the first i bins (no outliers) into 128 levels and spreads
- * each level's count over the level's bins where P is non-zero.
+ * KL(P‖Q) for keeping i bins, straight from the definition: with bin 0's count replaced by bin
+ * 1's (pytorch-quantization's discount of exact zeros), P is the first i bins with the outliers
+ * piled on the last; Q merges the first i bins (no outliers) into 128 levels and spreads each
+ * level's count over the level's bins where P is non-zero.
  */
-function referenceKl(counts: number[], i: number): number {
+function referenceKl(histogram: number[], i: number): number {
+  const counts = [histogram[1], ...histogram.slice(1)];
   const P = counts.slice(0, i);
   P[i - 1] += counts.slice(i).reduce((a, b) => a + b, 0);
   const perLevel = Math.floor(i / 128);
@@ -117,9 +119,10 @@ Deno.test("entropy2: a Gaussian with outliers: the KL curve and threshold equal 
         `KL at ${i} bins: ${got} vs ${want}`,
       );}
   }
+  // The least divergence, the last one on ties.
   let best = 128;
   for (let i = 128; i <= BINS; i++) {
-    if (referenceKl(ref.counts, i) < referenceKl(ref.counts, best)) best = i;
+    if (referenceKl(ref.counts, i) <= referenceKl(ref.counts, best)) best = i;
   }
   assert.equal(h.threshold, best * ref.width);
   assert.equal(h.klThresholds![best - 128], h.threshold);
@@ -289,4 +292,19 @@ Deno.test("an all-zero tensor gets scale 1/127 with a warning", async () => {
   assert.ok(
     logger.messages.some((m) => m.severity === "warning" && /"x" was zero/.test(m.message)),
   );
+});
+
+Deno.test("entropy2: a ReLU output's exact zeros do not move the threshold (the zero bin is discounted)", async () => {
+  const width = 500, positive = gaussianWithOutliers(width * 20, [12], 13).map(Math.abs);
+  const withZeros = new Float32Array(positive.length * 2);
+  withZeros.set(positive); // the second half stays exactly zero
+  const a = await calibrate(identityNet(width), calibratorOf("entropy2", positive, width, 20), {
+    logger: quiet(),
+  });
+  const b = await calibrate(identityNet(width), calibratorOf("entropy2", withZeros, width, 40), {
+    logger: quiet(),
+  });
+  const ta = a.histograms.get("x")!.threshold, tb = b.histograms.get("x")!.threshold;
+  assert.equal(tb, ta);
+  assert.ok(ta > 2.5 && ta < 12, `threshold ${ta}`);
 });
