@@ -9,6 +9,7 @@ export { type LayerKind, LAYERS } from "./dsl/layers/mod.ts";
 export { getPluginCreator, type PluginCreator, registerPlugin } from "./dsl/layers/plugin.ts";
 export { Network } from "./dsl/network.ts";
 export { type BuildConfig, buildEngine } from "./builder/build.ts";
+export { type CompareOptions, compareWithFp32, type LayerError } from "./builder/compare.ts";
 export { inspectPlan, KILN_VERSION, type PlanHeader } from "./plan/mod.ts";
 export {
   type Binding,

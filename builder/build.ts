@@ -15,6 +15,8 @@ import { planMemory } from "./memory.ts";
 import { cloneNetwork } from "./_clone.ts";
 import { runPasses } from "./pass.ts";
 import { PASSES } from "./passes/mod.ts";
+import { calibrate } from "./quant/calibrate.ts";
+import type { Int8Calibrator } from "./quant/calibrator.ts";
 import { viewOf } from "./passes/_views.ts";
 import { choosePrecisions, fusionAllowed, recordPrecisions } from "./precision.ts";
 
@@ -29,10 +31,12 @@ export interface BuildConfig {
   logger?: Logger;
   /** Let layers run in FP16 where the backend's cost model finds it faster (builder/precision.ts). */
   fp16?: boolean;
-  /** Let layers run in INT8, with scales from tensor dynamic ranges. */
+  /** Let layers run in INT8; scales come from the calibrator, else from tensor dynamic ranges. */
   int8?: boolean;
   /** Forced precisions (`layer.precision`) are binding: one the backend cannot run is an error. */
   strictTypes?: boolean;
+  /** Calibrates the INT8 scales on sample batches (builder/quant/calibrator.ts). */
+  calibrator?: Int8Calibrator;
 }
 
 const BLOB_ALIGNMENT = 64;
@@ -80,6 +84,7 @@ export async function buildEngine(
   const precision = choosePrecisions(graph, optimized.order, config, {
     device: backend.device,
     logger,
+    calibration: await calibrateFor(network, config, logger, maxBatchSize),
   });
   const order = precision ? verifyNetwork(graph, { throwOnError: true }).order : optimized.order;
   if (precision) checkKernels(order, backend);
@@ -107,6 +112,21 @@ export async function buildEngine(
       } KiB`,
   );
   return Engine.load(bytes, backend);
+}
+
+/** INT8 scales from the calibrator when one is given and INT8 is enabled. */
+async function calibrateFor(
+  network: NetworkGraph,
+  config: BuildConfig,
+  logger: Logger,
+  maxBatchSize: number,
+): Promise<{ algorithm: string; scales: ReadonlyMap<string, number> } | undefined> {
+  if (!config.calibrator) return undefined;
+  if (!config.int8) {
+    logger.warning("a calibrator was given but int8 is not enabled: it is not used");
+    return undefined;
+  }
+  return await calibrate(network, config.calibrator, { logger, maxBatchSize });
 }
 
 /** Every layer without a kernel on the device, in one error. */
