@@ -116,40 +116,54 @@ export function entropyThreshold(h: AbsHistogram): EntropySearch {
   // Suffix sums give each candidate's outlier count in O(1).
   const suffix = new Float64Array(n + 1);
   for (let b = n - 1; b >= 0; b--) suffix[b] = suffix[b + 1] + bins[b];
-  const p = new Float64Array(n), q = new Float64Array(n);
+  const total = suffix[0];
+  // KL(P‖Q) = (1/ΣP) Σ_levels (Σ P ln P − ΣP · ln q_level) − ln ΣP + ln ΣQ, q_level being the
+  // level's value on each of its non-empty bins. For all i with the same bins per level
+  // (i in [128m, 128m + 127]) the first 127 levels are the same: they are summed once per m,
+  // and only the last level, whose last bin carries the outliers, once per i.
   let best = Infinity, bestI = n;
-  for (let i = L; i <= n; i++) {
-    let pSum = 0;
-    for (let b = 0; b < i; b++) p[b] = bins[b];
-    p[i - 1] += suffix[i];
-    for (let b = 0; b < i; b++) pSum += p[b];
-    const merge = Math.floor(i / L);
-    let qSum = 0;
-    for (let level = 0; level < L; level++) {
-      const start = level * merge, stop = level === L - 1 ? i : start + merge;
-      let sum = 0, nonzero = 0;
-      for (let b = start; b < stop; b++) {
-        sum += bins[b];
-        if (p[b] !== 0) nonzero++;
+  for (let m = 1; m * L <= n; m++) {
+    let full = 0;
+    for (let level = 0; level < L - 1; level++) {
+      let sum = 0, nonzero = 0, pLogP = 0;
+      for (let b = level * m; b < (level + 1) * m; b++) {
+        const c = bins[b];
+        if (c !== 0) {
+          sum += c;
+          nonzero++;
+          pLogP += c * Math.log(c);
+        }
       }
-      const each = nonzero ? sum / nonzero : 0;
-      for (let b = start; b < stop; b++) q[b] = p[b] !== 0 ? each : 0;
-      qSum += each * nonzero;
+      if (sum !== 0) full += pLogP - sum * Math.log(sum / nonzero);
     }
-    let d = 0;
-    for (let b = 0; b < i && d !== Infinity; b++) {
-      if (p[b] === 0) continue;
-      if (q[b] === 0) d = Infinity;
+    for (let i = m * L; i < (m + 1) * L && i <= n; i++) {
+      let sum = 0, nonzero = 0, pLogP = 0;
+      for (let b = (L - 1) * m; b < i - 1; b++) {
+        const c = bins[b];
+        if (c !== 0) {
+          sum += c;
+          nonzero++;
+          pLogP += c * Math.log(c);
+        }
+      }
+      const last = suffix[i - 1]; // bins[i − 1] and the outliers
+      const qLevel = sum + bins[i - 1], pLevel = sum + last;
+      if (last !== 0) {
+        nonzero++;
+        pLogP += last * Math.log(last);
+      }
+      let d: number;
+      if (pLevel !== 0 && qLevel === 0) d = Infinity;
       else {
-        const pn = p[b] / pSum;
-        d += pn * Math.log(pn / (q[b] / qSum));
+        const lastLevel = pLevel !== 0 ? pLogP - pLevel * Math.log(qLevel / nonzero) : 0;
+        d = (full + lastLevel) / total - Math.log(total) + Math.log(total - suffix[i]);
       }
-    }
-    kl.push(d);
-    klThresholds.push(i * w);
-    if (d <= best) {
-      best = d;
-      bestI = i;
+      kl.push(d);
+      klThresholds.push(i * w);
+      if (d <= best) {
+        best = d;
+        bestI = i;
+      }
     }
   }
   return { threshold: bestI * w, kl, klThresholds };
