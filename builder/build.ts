@@ -17,7 +17,7 @@ import { runPasses } from "./pass.ts";
 import { PASSES } from "./passes/mod.ts";
 import { calibrate } from "./quant/calibrate.ts";
 import type { Int8Calibrator } from "./quant/calibrator.ts";
-import { viewOf } from "./passes/_views.ts";
+import { dropUnusableViews, viewOf } from "./passes/_views.ts";
 import { choosePrecisions, fusionAllowed, recordPrecisions } from "./precision.ts";
 
 export interface BuildConfig {
@@ -88,6 +88,7 @@ export async function buildEngine(
   });
   const order = precision ? verifyNetwork(graph, { throwOnError: true }).order : optimized.order;
   if (precision) checkKernels(order, backend);
+  for (const d of dropUnusableViews(graph)) logger.info(`views: ${d}`);
   const { manifest, weights } = layoutPlan(order, graph, maxBatchSize, workspaceBytes);
   if (precision) recordPrecisions(manifest, graph, precision);
   manifest.build.passes = passes.map((p) => ({

@@ -4,7 +4,7 @@
  * several batch sizes of the symbolic batch.
  */
 import assert from "node:assert/strict";
-import { buildEngine } from "../../../builder/build.ts";
+import { type BuildConfig, buildEngine } from "../../../builder/build.ts";
 import { N } from "../../../dsl/ir/dims.ts";
 import type { Tensor } from "../../../dsl/ir/graph.ts";
 import type { Network } from "../../../dsl/network.ts";
@@ -78,11 +78,13 @@ export async function sameOutputs(
   disablePasses: readonly string[] | "all",
   inputs: (batch: number) => Record<string, Float32Array>,
   batches: number[] = [1, 3],
+  config: BuildConfig = {},
 ): Promise<{ optimized: Engine; reference: Engine }> {
   const logger = new Logger("error");
   const maxBatchSize = Math.max(...batches);
-  const optimized = await buildEngine(net, { device: "cpu", maxBatchSize, logger });
-  const reference = await buildEngine(net, { device: "cpu", maxBatchSize, logger, disablePasses });
+  const base = { ...config, device: "cpu", maxBatchSize, logger } as const;
+  const optimized = await buildEngine(net, base);
+  const reference = await buildEngine(net, { ...base, disablePasses });
   using a = optimized.createContext();
   using b = reference.createContext();
   for (const batch of batches) {

@@ -126,6 +126,24 @@ Deno.test("elideConcat lowers the activation memory peak where the concatenation
   await sameOutputs(net, ["elideConcat"], (b) => ({ x: randomArray(b * 1024, r) }), [1, 2]);
 });
 
+Deno.test("elideConcat and fuseHorizontal under FP16 and INT8: views the Reformat layers cannot honour are dropped, outputs kept", async () => {
+  for (const precision of [{ fp16: true }, { int8: true }]) {
+    const r = rng(37);
+    const net = new Network();
+    const x = net.input("x", [N, 8, 6, 6]);
+    net.markOutput(inception(x, "inc", 8, [4, 3, 5, 2, 4, 3], r).relu(), "y");
+    if (precision.int8) { for (const t of net.tensors.values()) t.setDynamicRange(-4, 4); }
+    const { optimized } = await sameOutputs(
+      net,
+      ["fuseHorizontal", "elideConcat"],
+      (b) => ({ x: randomArray(b * 8 * 36, r) }),
+      [1, 3],
+      precision,
+    );
+    assert.ok(viewCount(optimized) > 0, JSON.stringify(precision));
+  }
+});
+
 Deno.test("a plan whose views are wrong is refused at load", async () => {
   const r = rng(35);
   const net = new Network();
