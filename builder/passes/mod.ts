@@ -4,8 +4,10 @@ import { elideConcat } from "./elide_concat.ts";
 import { eliminateUnused } from "./eliminate_unused.ts";
 import { foldConstants } from "./fold_constants.ts";
 import { foldScale } from "./fold_scale.ts";
+import { fuseElementwiseChain } from "./fuse_elementwise.ts";
 import { fuseEpilogue } from "./fuse_epilogue.ts";
 import { fuseHorizontal } from "./fuse_horizontal.ts";
+import { fuseMlp } from "./fuse_mlp.ts";
 import { removeIdentity } from "./remove_identity.ts";
 
 export const PASSES: readonly Pass[] = [
@@ -14,6 +16,8 @@ export const PASSES: readonly Pass[] = [
   eliminateUnused,
   foldScale,
   fuseEpilogue,
+  fuseMlp,
+  fuseElementwiseChain,
   fuseHorizontal,
   elideConcat,
 ];

@@ -9,6 +9,8 @@ import { Convolution } from "./convolution.ts";
 import { Deconvolution } from "./deconvolution.ts";
 import { ElementWise } from "./elementwise.ts";
 import { FullyConnected } from "./fully_connected.ts";
+import { FusedElementwise } from "./fused_elementwise.ts";
+import { FusedMlp } from "./fused_mlp.ts";
 import { Gather } from "./gather.ts";
 import { Identity } from "./identity.ts";
 import { LRN } from "./lrn.ts";
@@ -34,6 +36,8 @@ export const LAYERS = {
   Deconvolution,
   ElementWise,
   FullyConnected,
+  FusedElementwise,
+  FusedMlp,
   Gather,
   Identity,
   LRN,

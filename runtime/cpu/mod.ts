@@ -7,6 +7,8 @@ import { convolution } from "./convolution.ts";
 import { deconvolution } from "./deconvolution.ts";
 import { elementwise } from "./elementwise.ts";
 import { fullyConnected } from "./fully_connected.ts";
+import { fusedElementwise } from "./fused_elementwise.ts";
+import { fusedMlp } from "./fused_mlp.ts";
 import { gather } from "./gather.ts";
 import { identity } from "./identity.ts";
 import { lrn } from "./lrn.ts";
@@ -32,6 +34,8 @@ export const CPU_KERNELS: Record<string, CpuKernel> = {
   Deconvolution: deconvolution,
   ElementWise: elementwise,
   FullyConnected: fullyConnected,
+  FusedElementwise: fusedElementwise,
+  FusedMlp: fusedMlp,
   Gather: gather,
   Identity: identity,
   LRN: lrn,
