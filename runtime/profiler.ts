@@ -8,6 +8,8 @@ export interface LayerTime {
   ms: number;
 }
 
+const MAX_NAME = 72;
+
 export class Profiler {
   enabled = false;
   #sums: number[] = [];
@@ -42,15 +44,20 @@ export class Profiler {
     this.#runs = 0;
   }
 
-  /** A text table sorted by time: layer, ms, % of the total. */
+  /** A text table sorted by time: layer, ms, % of the total (report() has the full names). */
   table(): string {
     const rows = this.report().sort((a, b) => b.ms - a.ms);
     const total = rows.reduce((a, r) => a + r.ms, 0);
-    const w = Math.max(5, ...rows.map((r) => r.layer.length));
+    // Fused layers carry every source name; past a terminal's width the name is cut in the middle.
+    const name = (s: string) =>
+      s.length <= MAX_NAME
+        ? s
+        : `${s.slice(0, MAX_NAME / 2 - 2)} … ${s.slice(-(MAX_NAME / 2 - 1))}`;
+    const w = Math.max(5, ...rows.map((r) => name(r.layer).length));
     const lines = [`${"layer".padEnd(w)}  ${"ms".padStart(9)}  ${"%".padStart(6)}`];
     for (const r of rows) {
       lines.push(
-        `${r.layer.padEnd(w)}  ${r.ms.toFixed(4).padStart(9)}  ${
+        `${name(r.layer).padEnd(w)}  ${r.ms.toFixed(4).padStart(9)}  ${
           (total ? (100 * r.ms) / total : 0).toFixed(1).padStart(6)
         }`,
       );
