@@ -10,6 +10,31 @@ export { getPluginCreator, type PluginCreator, registerPlugin } from "./dsl/laye
 export { Network } from "./dsl/network.ts";
 export { type BuildConfig, buildEngine } from "./builder/build.ts";
 export { type CompareOptions, compareWithFp32, type LayerError } from "./builder/compare.ts";
+export {
+  calibrate,
+  type CalibrationHistogram,
+  type CalibrationResult,
+} from "./builder/quant/calibrate.ts";
+export {
+  EntropyCalibrator2,
+  type Int8Calibrator,
+  LegacyCalibrator,
+  MinMaxCalibrator,
+  PercentileCalibrator,
+} from "./builder/quant/calibrator.ts";
+export {
+  ArrayBatchStream,
+  BatchStream,
+  type CalibrationStream,
+  parseBatchFile,
+} from "./builder/quant/batch_stream.ts";
+export { parseCalibrationCache } from "./builder/quant/cache.ts";
+export {
+  applyDynamicRanges,
+  applyScales,
+  parseDynamicRanges,
+  readDynamicRanges,
+} from "./builder/quant/ranges.ts";
 export { inspectPlan, KILN_VERSION, type PlanHeader } from "./plan/mod.ts";
 export {
   type Binding,

@@ -15,3 +15,9 @@ export * from "./precision.ts";
 export { drawNetwork, type GraphView, Svg, toDot, viewOfEngine, viewOfNetwork } from "./network.ts";
 export { type Progress, progress } from "./progress.ts";
 export { JUPYTER_DISPLAY } from "./_jupyter.ts";
+export {
+  activationHistogramFigure,
+  calibrationScalesFigure,
+  klDivergenceFigure,
+  type TensorCalibration,
+} from "./calibration.ts";
