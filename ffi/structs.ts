@@ -97,6 +97,8 @@ export const CONVOLUTION_PARAMS = new StructLayout(3, "kiln_convolution_params",
   ["dilation_w", "i32"],
   ["groups", "i32"],
   ...EPILOGUE,
+  ["x_batch_stride", "i64"],
+  ["y_batch_stride", "i64"],
 ]);
 
 export const FULLY_CONNECTED_PARAMS = new StructLayout(4, "kiln_fully_connected_params", [
@@ -131,6 +133,8 @@ export const POOLING_PARAMS = new StructLayout(5, "kiln_pooling_params", [
   ["post_pad_w", "i32"],
   ["type", "i32"],
   ["exclude_padding", "i32"],
+  ["channels", "i32"],
+  ["y_batch_stride", "i64"],
 ]);
 
 export const SOFTMAX_PARAMS = new StructLayout(6, "kiln_softmax_params", [

@@ -10,6 +10,7 @@ import { deviceCount, loadLibrary } from "../ffi/mod.ts";
 import type { GpuTest } from "./gpu/_harness.ts";
 import { exampleTests, Skip } from "./gpu/examples.ts";
 import { opTests } from "./gpu/ops.ts";
+import { passTests } from "./gpu/passes.ts";
 import { runtimeTests } from "./gpu/runtime.ts";
 
 if (await findNvcc()) {
@@ -26,6 +27,7 @@ if (count === 0) {
 const filter = Deno.args[0];
 const tests: GpuTest[] = [...runtimeTests(), ...opTests(), ...exampleTests()]
   .filter((t) => !filter || t.name.includes(filter));
+tests.push(...passTests().filter((t) => !filter || t.name.includes(filter)));
 
 let passed = 0, failed = 0, skipped = 0;
 const t0 = performance.now();

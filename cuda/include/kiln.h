@@ -186,6 +186,10 @@ typedef struct kiln_convolution_params {
   float alpha;
   float beta;
   int32_t residual_mode;
+  /* Elements from one image to the next in x and in y; 0: dense (c·in_h·in_w, k·out_h·out_w).
+   * Set when x or y is a channel slice of a wider tensor (plan/views.ts); residual stays dense. */
+  int64_t x_batch_stride;
+  int64_t y_batch_stride;
 } kiln_convolution_params;
 
 /* y[m×n] = epilogue(x[m×k] · w[n×k]ᵀ + bias[n]); residual [m×n] or NULL; workspace as above. */
@@ -225,6 +229,10 @@ typedef struct kiln_pooling_params {
   int32_t post_pad_w;
   int32_t type;
   int32_t exclude_padding;
+  /* With y_batch_stride != 0, planes are (image, channel) pairs of `channels` channels per image
+   * and images lie y_batch_stride elements apart in y (a channel slice, plan/views.ts). */
+  int32_t channels;
+  int64_t y_batch_stride;
 } kiln_pooling_params;
 
 /* Softmax over the middle axis of [outer, len, inner]; log != 0 gives log-softmax. */

@@ -43,7 +43,8 @@ const int64_t kConvolution[] = {
     OFF(kiln_convolution_params, dilation_h), OFF(kiln_convolution_params, dilation_w),
     OFF(kiln_convolution_params, groups),     OFF(kiln_convolution_params, act),
     OFF(kiln_convolution_params, alpha),      OFF(kiln_convolution_params, beta),
-    OFF(kiln_convolution_params, residual_mode),
+    OFF(kiln_convolution_params, residual_mode), OFF(kiln_convolution_params, x_batch_stride),
+    OFF(kiln_convolution_params, y_batch_stride),
 };
 
 const int64_t kFullyConnected[] = {
@@ -65,7 +66,8 @@ const int64_t kPooling[] = {
     OFF(kiln_pooling_params, stride_w),   OFF(kiln_pooling_params, pad_h),
     OFF(kiln_pooling_params, pad_w),      OFF(kiln_pooling_params, post_pad_h),
     OFF(kiln_pooling_params, post_pad_w), OFF(kiln_pooling_params, type),
-    OFF(kiln_pooling_params, exclude_padding),
+    OFF(kiln_pooling_params, exclude_padding), OFF(kiln_pooling_params, channels),
+    OFF(kiln_pooling_params, y_batch_stride),
 };
 
 const int64_t kSoftmax[] = {

@@ -8,6 +8,11 @@ export interface LaunchTensor {
   /** Concrete dims at this batch. */
   dims: number[];
   dtype: DType;
+  /**
+   * Elements from one batch item to the next when the tensor is a view inside a wider tensor
+   * (plan/views.ts); undefined when dense. Only VIEW_WRITERS/VIEW_READERS kernels see views.
+   */
+  batchStride?: number;
 }
 
 export interface LaunchArgs {

@@ -115,13 +115,17 @@ export const padding: CudaKernel = {
     const x = a.inputs[0], y = a.outputs[0];
     if (x.dtype === "float32") fillScratch.setFloat32(0, at.value, true);
     else fillScratch.setInt32(0, at.value, true);
+    // Either side may be a view inside a wider tensor (plan/views.ts): dim 0 is then strided.
+    const outStrides = stridesOf(y.dims), inStrides = stridesOf(x.dims);
+    if (y.batchStride !== undefined) outStrides[0] = y.batchStride;
+    if (x.batchStride !== undefined) inStrides[0] = x.batchStride;
     copy(a, {
       x: x.ptr,
       y: y.ptr,
       elementBytes: bytesPerElement(x.dtype),
       dims: y.dims,
-      outStrides: stridesOf(y.dims),
-      inStrides: stridesOf(x.dims),
+      outStrides,
+      inStrides,
       inDims: x.dims,
       pre: padsOf(x.dims.length, at).pre,
       mode: at.mode,

@@ -26,6 +26,7 @@ import {
   Stream,
 } from "../../ffi/mod.ts";
 import type { Manifest, PlanDevice } from "../../plan/mod.ts";
+import { isNoOpLayer, itemElements } from "../../plan/views.ts";
 import type {
   Backend,
   BackendContext,
@@ -106,12 +107,26 @@ export class CudaEngine implements BackendEngine {
   readonly arena: { offsets: number[]; bytes: number };
   /** Scratch bytes each context owns (split-K partial sums of the GEMM-based kernels). */
   readonly workspaceBytes: number;
+  /** Per layer: whether views make it a no-op (plan/views.ts). */
+  readonly noOp: boolean[];
+  /**
+   * The layers as launched: those that read or write a view run the default kernels, which
+   * honour batch strides (tactic kernels assume dense tensors).
+   */
+  readonly launchLayers: Manifest["layers"];
   /** Error word slot of each layer whose kernel reports data-dependent failures, by layer index. */
   readonly errorSlots = new Map<number, number>();
   #weights: DeviceBuffer | undefined;
 
   constructor(readonly backend: CudaBackend, readonly plan: LoadedPlan) {
     this.arena = checkedArena(plan.manifest);
+    this.noOp = plan.manifest.layers.map((l) => isNoOpLayer(l, plan.manifest.tensors));
+    const t = plan.manifest.tensors;
+    this.launchLayers = plan.manifest.layers.map((l) =>
+      l.tactic && [...l.inputs, ...l.outputs].some((i) => t[i].view)
+        ? { ...l, tactic: undefined }
+        : l
+    );
     plan.manifest.layers.forEach((l, i) => {
       if (CUDA_KERNELS[l.kind]?.describeError) this.errorSlots.set(i, this.errorSlots.size);
     });
@@ -396,11 +411,15 @@ export class CudaContext implements BackendContext {
         stream.copyAsync(arena.at(s.arena), staging.at(s.staging), bytes(s));
       }
     }
-    const tensor = (t: number): LaunchTensor => ({
-      ptr: arena.at(this.#engine.arena.offsets[t]),
-      dims: concreteDims(m.tensors[t].dims, batch),
-      dtype: m.tensors[t].dtype,
-    });
+    const tensor = (t: number): LaunchTensor => {
+      const view = m.tensors[t].view;
+      return {
+        ptr: arena.at(this.#engine.arena.offsets[t]),
+        dims: concreteDims(m.tensors[t].dims, batch),
+        dtype: m.tensors[t].dtype,
+        batchStride: view ? itemElements(m.tensors[view.of].dims) : undefined,
+      };
+    };
     if (profile) {
       while (this.#events.length < m.layers.length + 1) {
         this.#events.push(Event.create(lib, stream.device));
@@ -411,12 +430,14 @@ export class CudaContext implements BackendContext {
     const slots = this.#engine.errorSlots;
     m.layers.forEach((layer, i) => {
       if (profile) this.#events[i].record(stream);
+      // Layers whose tensors are views of each other have nothing to do (plan/views.ts).
+      if (this.#engine.noOp[i]) return;
       const w: Record<string, Deno.PointerValue> = {};
       for (const [slot, ref] of Object.entries(layer.weights)) w[slot] = weights.at(ref.offset);
       CUDA_KERNELS[layer.kind].launch({
         lib,
         stream,
-        layer,
+        layer: this.#engine.launchLayers[i],
         inputs: layer.inputs.map(tensor),
         outputs: layer.outputs.map(tensor),
         weights: w,

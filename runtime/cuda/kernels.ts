@@ -133,6 +133,8 @@ const convolution: CudaKernel = {
         dilation_w: at.dilation[1],
         groups: at.groups,
         ...epilogue(at, a.inputs),
+        x_batch_stride: a.inputs[0].batchStride ?? 0,
+        y_batch_stride: a.outputs[0].batchStride ?? 0,
       }),
     );
   },
@@ -190,6 +192,8 @@ const pooling: CudaKernel = {
         post_pad_w: g.post[1],
         type: POOL_CODE[at.type],
         exclude_padding: at.excludePadding ? 1 : 0,
+        channels: c,
+        y_batch_stride: a.outputs[0].batchStride ?? 0,
       }),
     );
   },

@@ -25,6 +25,9 @@ struct ConvShape {
   kiln::FastDiv by_plane;  // out_h·out_w
   kiln::FastDiv by_ow;     // out_w
   kiln::FastDiv by_n;      // gemm_n
+  // Elements from one image to the next: c·h·w and k·plane unless x or y is a channel slice of
+  // a wider tensor (plan/views.ts). The residual is always dense.
+  int64_t x_batch, y_batch;
 };
 
 // B(k, p) of one group: the input pixel under kernel tap k for output pixel p (0 in padding).
@@ -43,7 +46,7 @@ struct ConvGather {
     const int oy = s->by_ow.divmod(pix, ox);
     iy0 = oy * s->stride_h - s->pad_h;
     ix0 = ox * s->stride_w - s->pad_w;
-    xg = s->x + ((int64_t)b * s->c + (int64_t)group * s->cg) * s->h * s->w_in;
+    xg = s->x + (int64_t)b * s->x_batch + (int64_t)group * s->cg * s->h * s->w_in;
   }
 
   __device__ __forceinline__ float operator()(int k) const {
@@ -90,8 +93,8 @@ __global__ void __launch_bounds__(T::THREADS)
         // Step from the thread's first pixel; past the end of its image, divide again.
         int b = b_first, pix = pix_first + (p - p_first);
         if (pix >= plane) b = s.by_plane.divmod(p, pix);
-        const int64_t idx = ((int64_t)b * s.k + oc) * plane + pix;
-        s.y[idx] = ep.apply(acc[i][j], oc, idx);
+        const int64_t idx = ((int64_t)b * s.k + oc) * plane + pix;  // dense, as the residual
+        s.y[(int64_t)b * s.y_batch + (int64_t)oc * plane + pix] = ep.apply(acc[i][j], oc, idx);
       }
     }
   }
@@ -112,8 +115,8 @@ __global__ void conv_reduce(const __grid_constant__ ConvShape s, const kiln::Epi
     for (int sp = 0; sp < splits; ++sp) v += partial[(g * splits + sp) * per_group + r];
     const int oc = (int)g * s.kg + m;
     const int b = s.by_plane.divmod(p, pix);
-    const int64_t idx = ((int64_t)b * s.k + oc) * plane + pix;
-    s.y[idx] = ep.apply(v, oc, idx);
+    const int64_t idx = ((int64_t)b * s.k + oc) * plane + pix;  // dense, as the residual
+    s.y[(int64_t)b * s.y_batch + (int64_t)oc * plane + pix] = ep.apply(v, oc, idx);
   }
 }
 
@@ -135,7 +138,11 @@ extern "C" KILN_API kiln_status kiln_launch_convolution(const kiln_convolution_p
                         p->stride_h > 0 && p->stride_w > 0 && p->pad_h >= 0 && p->pad_w >= 0 &&
                         p->dilation_h > 0 && p->dilation_w > 0 && p->groups > 0 &&
                         p->c % p->groups == 0 && p->k % p->groups == 0;
-  if (!shape_ok || !p->x || !p->w || !p->y || !kiln::valid_activation(p->act) ||
+  const int64_t x_dense = (int64_t)p->c * p->in_h * p->in_w;
+  const int64_t y_dense = (int64_t)p->k * p->out_h * p->out_w;
+  const bool strides_ok = (p->x_batch_stride == 0 || p->x_batch_stride >= x_dense) &&
+                          (p->y_batch_stride == 0 || p->y_batch_stride >= y_dense);
+  if (!shape_ok || !strides_ok || !p->x || !p->w || !p->y || !kiln::valid_activation(p->act) ||
       (p->residual_mode != KILN_RESIDUAL_NONE && !p->residual)) {
     return kiln::fail(KILN_INVALID_ARGUMENT,
                       "%s: bad parameters (n %d, c %d, %dx%d -> k %d, %dx%d, kernel %dx%d, groups %d)",
@@ -154,7 +161,9 @@ extern "C" KILN_API kiln_status kiln_launch_convolution(const kiln_convolution_p
               p->c / p->groups, p->k / p->groups, (int)gemm_k, (int)gemm_n,
               kiln::FastDiv(p->kernel_h * p->kernel_w), kiln::FastDiv(p->kernel_w),
               kiln::FastDiv(p->out_h * p->out_w), kiln::FastDiv(p->out_w),
-              kiln::FastDiv((int32_t)gemm_n)};
+              kiln::FastDiv((int32_t)gemm_n),
+              p->x_batch_stride ? p->x_batch_stride : x_dense,
+              p->y_batch_stride ? p->y_batch_stride : y_dense};
   kiln::Epilogue ep{p->bias, p->residual_mode != KILN_RESIDUAL_NONE ? p->residual : nullptr,
                     p->act, p->alpha, p->beta, p->residual_mode};
   float* partial = (float*)p->workspace;

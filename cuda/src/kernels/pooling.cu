@@ -36,7 +36,13 @@ __global__ void pool_kernel(const __grid_constant__ kiln_pooling_params p, int64
       const int count = p.exclude_padding ? (ye - ys) * (xe - xs) : (y1 - y0) * (x1 - x0);
       acc = count > 0 ? acc / (float)count : 0.f;
     }
-    p.y[o] = acc;
+    if (p.y_batch_stride) {
+      // A channel slice of a wider tensor: plane = (image, channel), images a stride apart.
+      const int64_t image = plane / p.channels, pixel = o - plane * p.out_h * p.out_w;
+      p.y[image * p.y_batch_stride + (plane - image * p.channels) * p.out_h * p.out_w + pixel] = acc;
+    } else {
+      p.y[o] = acc;
+    }
   }
 }
 
@@ -49,7 +55,10 @@ extern "C" KILN_API kiln_status kiln_launch_pooling(const kiln_pooling_params* p
   if (p->planes <= 0 || p->in_h <= 0 || p->in_w <= 0 || p->out_h <= 0 || p->out_w <= 0 ||
       p->window_h <= 0 || p->window_w <= 0 || p->stride_h <= 0 || p->stride_w <= 0 ||
       p->pad_h < 0 || p->pad_w < 0 || p->post_pad_h < 0 || p->post_pad_w < 0 || !p->x || !p->y ||
-      (p->type != KILN_POOL_MAX && p->type != KILN_POOL_AVERAGE)) {
+      (p->type != KILN_POOL_MAX && p->type != KILN_POOL_AVERAGE) ||
+      (p->y_batch_stride != 0 &&
+       (p->channels <= 0 || p->planes % p->channels != 0 ||
+        p->y_batch_stride < (int64_t)p->channels * p->out_h * p->out_w))) {
     return kiln::fail(KILN_INVALID_ARGUMENT, "%s: bad parameters (planes %d, %dx%d -> %dx%d, type %d)",
                       where, p->planes, p->in_h, p->in_w, p->out_h, p->out_w, p->type);
   }
