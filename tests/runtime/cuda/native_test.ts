@@ -85,7 +85,7 @@ Deno.test({
         assert.equal(lib.symbols.kiln_abi_layout(id, -1, out), STATUS.OK);
         return Number(out[0]);
       };
-      assert.equal(size(CONVOLUTION_PARAMS.id), 7 * 8 + 20 * 4);
+      assert.equal(size(CONVOLUTION_PARAMS.id), 7 * 8 + 20 * 4 + 2 * 8); // + the batch strides
       assert.equal(size(ELEMENTWISE_PARAMS.id), 3 * 8 + 2 * 4 + 3 * 8 * 8);
       assert.equal(ELEMENTWISE_PARAMS.field("out_dims").offset, 32);
     } finally {
