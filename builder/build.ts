@@ -69,7 +69,11 @@ export async function buildEngine(
   const graph = cloneNetwork(network, report.order);
   const passes = runPasses(
     PASSES,
-    { network: graph, logger, supports: (k) => backend.supports(k) && fusionAllowed(k, config) },
+    {
+      network: graph,
+      logger,
+      supports: (k) => backend.supports(k) && fusionAllowed(k, config, backend.device),
+    },
     config.disablePasses,
   );
   const optimized = verifyNetwork(graph);

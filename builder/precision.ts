@@ -110,11 +110,17 @@ export function fp32OnlyCostModel(backendName: string): PrecisionCostModel {
 const FUSIONS_WITHOUT_INT8 = new Set(["FusedMlp"]);
 
 /**
- * Whether a pass may create `kind` in this build: with INT8 enabled, not a fusion that would
- * keep its GEMMs out of INT8 (the passes run before precisions are chosen).
+ * Whether a pass may create `kind` in this build: with INT8 enabled on a backend with INT8
+ * kernels, not a fusion that would keep its GEMMs out of INT8 (the passes run before precisions
+ * are chosen).
  */
-export function fusionAllowed(kind: string, config: { int8?: boolean }): boolean {
-  return !(config.int8 && FUSIONS_WITHOUT_INT8.has(kind) && !Object.hasOwn(CPU_INT8_KERNELS, kind));
+export function fusionAllowed(
+  kind: string,
+  config: { int8?: boolean },
+  device: PlanDevice,
+): boolean {
+  if (!config.int8 || device.kind !== "cpu") return true;
+  return !(FUSIONS_WITHOUT_INT8.has(kind) && !Object.hasOwn(CPU_INT8_KERNELS, kind));
 }
 
 export interface PrecisionOptions {
@@ -435,7 +441,10 @@ function insertReformats(
     producer.outputs[producer.outputs.indexOf(t)] = inner;
     setFormat(inner, written, t);
     addReformat(inner, to, t, t);
+    innerOf.set(t, inner);
   };
+  /** A tensor whose producer writes `inner` in another format, a reformat then writing it. */
+  const innerOf = new Map<Tensor, Tensor>();
 
   for (const t of graph.inputs) if (isFloat(t)) formats.set(t, { precision: "fp32" });
   for (const l of order) {
@@ -475,6 +484,9 @@ function insertReformats(
   for (const [t, rs] of readers) {
     const have = formats.get(t)?.precision ?? "fp32";
     const made = new Map<Precision, Tensor>();
+    // Readers of a split output that need the producer's own format read it before the reformat.
+    const inner = innerOf.get(t);
+    if (inner) made.set(formats.get(inner)!.precision, inner);
     for (const r of rs) {
       if (r.need === have) continue;
       let out = made.get(r.need);

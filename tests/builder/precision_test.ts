@@ -9,6 +9,9 @@ import { N, Network } from "../../dsl/network.ts";
 import { KilnError } from "../../errors.ts";
 import { deserializeEngine } from "../../runtime/engine.ts";
 import { Logger, MemoryLogger } from "../../runtime/logger.ts";
+import { ArrayBatchStream } from "../../builder/quant/batch_stream.ts";
+import { MinMaxCalibrator } from "../../builder/quant/calibrator.ts";
+import { readPlan } from "../../plan/mod.ts";
 import { randomArray, rng } from "../_util.ts";
 
 const quiet = () => new Logger("error");
@@ -247,4 +250,54 @@ Deno.test("a saved INT8/FP16 plan keeps precisions, scales and outputs", async (
   assert.deepEqual(await run(again, x), before);
   e[Symbol.dispose]();
   again[Symbol.dispose]();
+});
+
+Deno.test("a calibrator gives the INT8 scales (amax / 127 of what it saw); user ranges take precedence", async () => {
+  const { net, relu } = mlp(false);
+  relu.output(0).setDynamicRange(-2, 2);
+  const x = randomArray(4 * 8, rng(30), -0.5, 0.5);
+  const calibrator = new MinMaxCalibrator(new ArrayBatchStream({ x }, { batchSize: 2, count: 4 }));
+  const e = await buildEngine(net, { device: "cpu", int8: true, calibrator, logger: quiet() });
+  const tensors = new Map(e.describe().tensors.map((t) => [t.name, t]));
+  let amax = 0;
+  for (const v of x) amax = Math.max(amax, Math.abs(v));
+  assert.equal(tensors.get("x/int8")!.scale, Math.fround(amax / 127));
+  assert.equal(tensors.get(relu.output(0).name)!.scale, Math.fround(2 / 127));
+  const { manifest } = readPlan(e.serialize());
+  assert.equal(manifest.build.precision?.scalesFrom, "calibrator (minmax) and dynamic ranges");
+  assert.ok(manifest.build.precision!.layers.some((l) => l.precision === "int8"));
+  e[Symbol.dispose]();
+});
+
+Deno.test("an FP16 output that FP16 layers also read: they read the half tensor before its FP32 reformat", async () => {
+  const net = new Network();
+  const x = net.input("x", [N, 5]);
+  const t = net.addActivation(x, { type: "tanh", name: "t" });
+  const r = net.addActivation(t.output(0), { type: "sigmoid", name: "s" });
+  t.precision = "fp16";
+  r.precision = "fp16";
+  net.markOutput(t.output(0), "y");
+  net.markOutput(r.output(0), "z");
+  const e = await buildEngine(net, { device: "cpu", disablePasses: "all", logger: quiet() });
+  const d = e.describe();
+  const name = (i: number) => d.tensors[i].name;
+  assert.deepEqual(
+    d.layers.map((l) => `${l.name}: ${l.inputs.map(name)} -> ${l.outputs.map(name)}`).sort(),
+    [
+      "reformat x to FP16: x -> x/fp16",
+      "reformat y/fp16 to FP32: y/fp16 -> y",
+      "reformat z/fp16 to FP32: z/fp16 -> z",
+      "s: y/fp16 -> z/fp16",
+      "t: x/fp16 -> y/fp16",
+    ],
+  );
+  using ctx = e.createContext();
+  const xv = randomArray(5, rng(31), -3, 3);
+  const out = await ctx.execute({ x: xv });
+  xv.forEach((v, i) => {
+    const y = h(Math.tanh(h(v)));
+    assert.equal(out.y[i], y);
+    assert.ok(Math.abs(out.z[i] - h(1 / (1 + Math.exp(-y)))) <= 2 ** -11);
+  });
+  e[Symbol.dispose]();
 });
