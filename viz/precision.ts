@@ -18,6 +18,7 @@ export const PRECISION_COLORS: Record<string, string> = {
   fp32: "#29335c",
   fp16: "#17bebb",
   int8: "#e4572e",
+  reformat: "#a0a0a0",
 };
 
 const FONT = { family: "Inter, Helvetica, Arial, sans-serif", size: 12 };
@@ -70,6 +71,62 @@ export function precisionFigure(
       yaxis: { title: { text: "relative error (max bars, mean markers)" }, type: "log" },
       legend: { orientation: "h", y: -0.3 },
       height: 420,
+      font: FONT,
+    },
+  };
+}
+
+/** Time spent in one precision (or in reformats) over a profiled run. */
+export interface PrecisionTime {
+  /** "fp32", "fp16", "int8", or "reformat" for the conversions between them. */
+  precision: string;
+  ms: number;
+  layers: number;
+}
+
+/**
+ * Sums a profile (Profiler.report()) by the precision each layer ran in (engine.describe()'s
+ * layers, matched by name); Reformat layers are counted apart, as "reformat".
+ */
+export function timeByPrecision(
+  times: readonly { layer: string; kind: string; ms: number }[],
+  layers: readonly { name: string; precision: string }[],
+): PrecisionTime[] {
+  const precisionOf = new Map(layers.map((l) => [l.name, l.precision]));
+  const sums = new Map<string, PrecisionTime>();
+  for (const t of times) {
+    const p = t.kind === "Reformat" ? "reformat" : precisionOf.get(t.layer) ?? "fp32";
+    const s = sums.get(p) ?? { precision: p, ms: 0, layers: 0 };
+    s.ms += t.ms;
+    s.layers++;
+    sums.set(p, s);
+  }
+  const order = ["int8", "fp16", "fp32", "reformat"];
+  return [...sums.values()].sort((a, b) => order.indexOf(a.precision) - order.indexOf(b.precision));
+}
+
+/** One bar per precision: time per run, labelled with its share and layer count. */
+export function precisionTimeFigure(
+  rows: readonly PrecisionTime[],
+  title = "Time in each precision",
+): Figure {
+  const total = rows.reduce((a, r) => a + r.ms, 0);
+  return {
+    data: [{
+      type: "bar",
+      x: rows.map((r) => r.precision.toUpperCase()),
+      y: rows.map((r) => r.ms),
+      text: rows.map((r) =>
+        `${r.ms.toFixed(3)} ms (${
+          total ? ((100 * r.ms) / total).toFixed(1) : "0"
+        }%), ${r.layers} layer${r.layers === 1 ? "" : "s"}`
+      ),
+      textposition: "auto",
+      marker: { color: rows.map((r) => PRECISION_COLORS[r.precision] ?? "#888888") },
+    }],
+    layout: {
+      title: { text: `${title} — total ${total.toFixed(3)} ms` },
+      yaxis: { title: { text: "ms per run" } },
       font: FONT,
     },
   };

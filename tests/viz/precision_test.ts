@@ -1,6 +1,12 @@
 /** viz/precision.ts: the per-layer precision and error figure and its text table. */
 import assert from "node:assert/strict";
-import { PRECISION_COLORS, precisionFigure, precisionTable } from "../../viz/precision.ts";
+import {
+  PRECISION_COLORS,
+  precisionFigure,
+  precisionTable,
+  precisionTimeFigure,
+  timeByPrecision,
+} from "../../viz/precision.ts";
 
 const ROWS = [
   { layer: "conv1", precision: "int8", maxRelError: 0.02, meanRelError: 0.01, kind: "Convolution" },
@@ -30,4 +36,32 @@ Deno.test("precisionTable lists layer, precision and both errors", () => {
   assert.equal(lines.length, 5);
   assert.match(lines[1], /^conv1\s+int8\s+2\.00e-2\s+1\.00e-2$/);
   assert.match(lines[2], /^pool1\s+fp32\s+0\.00e\+0\s+0\.00e\+0$/);
+});
+
+Deno.test("timeByPrecision sums a profile by each layer's precision, reformats apart; its figure", () => {
+  const times = [
+    { layer: "reformat x to INT8", kind: "Reformat", ms: 0.5 },
+    { layer: "conv1", kind: "Convolution", ms: 2 },
+    { layer: "pool1", kind: "Pooling", ms: 1 },
+    { layer: "conv2", kind: "Convolution", ms: 3 },
+    { layer: "prob", kind: "SoftMax", ms: 0.25 },
+  ];
+  const layers = [
+    { name: "reformat x to INT8", precision: "int8" },
+    { name: "conv1", precision: "int8" },
+    { name: "pool1", precision: "fp16" },
+    { name: "conv2", precision: "int8" },
+    { name: "prob", precision: "fp32" },
+  ];
+  const rows = timeByPrecision(times, layers);
+  assert.deepEqual(rows, [
+    { precision: "int8", ms: 5, layers: 2 },
+    { precision: "fp16", ms: 1, layers: 1 },
+    { precision: "fp32", ms: 0.25, layers: 1 },
+    { precision: "reformat", ms: 0.5, layers: 1 },
+  ]);
+  const fig = precisionTimeFigure(rows);
+  assert.deepEqual(fig.data[0].x, ["INT8", "FP16", "FP32", "REFORMAT"]);
+  assert.match((fig.data[0].text as string[])[0], /^5\.000 ms \(74\.1%\), 2 layers$/);
+  assert.match(String((fig.layout.title as { text: string }).text), /total 6\.750 ms/);
 });
