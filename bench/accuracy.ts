@@ -2,10 +2,11 @@
  * The reduced-precision accuracy table (issue 7): TensorRT's Caffe LeNet (caffe/mnist) top-1 on
  * MNIST test images in FP32, FP16 and INT8 on the CPU, INT8 calibrated (EntropyCalibrator2, and MinMax)
  * on the first 1,000 images of the 10k test set and evaluated on the other 9,000; then CharRNN
- * in FP16 against FP32: how many generated characters for the default prompt are equal.
+ * in FP16 against FP32: how many generated characters for the default prompt are equal; then
+ * GoogLeNet in FP16 against FP32, layer by layer (compareWithFp32).
  *
  *   deno run -A bench/accuracy.ts [--data=../shared/data] [--calibrate=1000] [--evaluate=9000]
- *                                 [--batch=100] [--chars=300] [--no-charrnn]
+ *                                 [--batch=100] [--chars=300] [--no-charrnn] [--no-googlenet]
  *
  * Exit 0 when INT8 and FP16 are within 0.5% (absolute top-1) of FP32 and CharRNN matches for at
  * least 200 characters; 1 otherwise; 77 when the NVIDIA sample data is absent.
@@ -20,13 +21,17 @@
  * | INT8 (minmax)   | 8921/9000 | 99.12% | -0.01     | 4 fp32, 3 reformat, 4 int8 |
  *
  * CharRNN FP16 vs FP32, prompt "ROMEO:\n": the 300 generated characters are identical.
+ * GoogLeNet FP16 vs FP32 (141 layers): output "prob" 4.3e-4 max relative error (worst layer
+ * inception_3b/relu_5x5_reduce, 1.6e-3).
  */
 import {
   ArrayBatchStream,
   type BuildConfig,
   buildEngine,
+  compareWithFp32,
   EntropyCalibrator2,
   KilnError,
+  type LayerError,
   Logger,
   MinMaxCalibrator,
   type Network,
@@ -232,6 +237,40 @@ export async function charRnnFp16(prompt = "ROMEO:\n", length = 300): Promise<Ch
   return { length, identicalPrefix, equalPositions, fp32, fp16 };
 }
 
+export interface GoogLeNetFp16 {
+  /** compareWithFp32's rows, in layer order. */
+  rows: LayerError[];
+  /** The row of the output ("prob"). */
+  output: LayerError;
+  /** The layer with the largest max relative error. */
+  worst: LayerError;
+}
+
+/**
+ * GoogLeNet (BVLC deploy.prototxt; the parser's seeded weights, no caffemodel needed) in FP16
+ * against FP32 on one seeded 224×224 image, every layer compared. Undefined without the file.
+ */
+export async function googLeNetFp16(data: string): Promise<GoogLeNetFp16 | undefined> {
+  const deploy = `${data}/caffe/bvlc_googlenet/deploy.prototxt`;
+  try {
+    Deno.statSync(deploy);
+  } catch {
+    return undefined;
+  }
+  const { network, blobs } = await parseCaffe({ deploy });
+  network.markOutput(blobs.get("prob"));
+  const input = new Float32Array(3 * 224 * 224);
+  let seed = 1;
+  for (let i = 0; i < input.length; i++) {
+    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+    input[i] = seed / 2 ** 32 - 0.5;
+  }
+  const rows = await compareWithFp32(network, { data: input }, { device: "cpu", fp16: true });
+  const output = rows.find((r) => r.tensor === "prob")!;
+  const worst = rows.reduce((a, b) => (b.maxRelError > a.maxRelError ? b : a));
+  return { rows, output, worst };
+}
+
 /** The table in markdown. */
 export function accuracyTable(rows: readonly MnistRow[]): string {
   const fp32 = rows.find((r) => r.precision === "fp32")!;
@@ -256,14 +295,15 @@ export async function main(args: string[]): Promise<number> {
     batch: "100",
     chars: "300",
   };
-  let charrnn = true;
+  let charrnn = true, googlenet = true;
   for (const a of args) {
     const m = /^--([\w-]+)=(.*)$/.exec(a);
     if (a === "--no-charrnn") charrnn = false;
+    else if (a === "--no-googlenet") googlenet = false;
     else if (m && m[1] in f) f[m[1]] = m[2];
     else {
       console.error(
-        `unknown argument "${a}"\nusage: deno run -A bench/accuracy.ts [--data=DIR] [--calibrate=N] [--evaluate=N] [--batch=N] [--chars=N] [--no-charrnn]`,
+        `unknown argument "${a}"\nusage: deno run -A bench/accuracy.ts [--data=DIR] [--calibrate=N] [--evaluate=N] [--batch=N] [--chars=N] [--no-charrnn] [--no-googlenet]`,
       );
       return 2;
     }
@@ -301,6 +341,17 @@ export async function main(args: string[]): Promise<number> {
         `\nCharRNN FP16 vs FP32 (prompt "ROMEO:\\n", ${c.length} characters): identical for the first ${c.identicalPrefix}, equal at ${c.equalPositions} positions`,
       );
       ok &&= c.identicalPrefix >= Math.min(200, c.length);
+    }
+    const g = googlenet ? await googLeNetFp16(f.data) : undefined;
+    if (g) {
+      const e = (r: LayerError) =>
+        `${r.maxRelError.toExponential(2)} max, ${r.meanRelError.toExponential(2)} mean`;
+      console.log(
+        `\nGoogLeNet FP16 vs FP32 (${g.rows.length} layers, seeded weights and image): output "prob" ${
+          e(g.output)
+        } relative error; worst layer ${g.worst.layer}: ${e(g.worst)}`,
+      );
+      ok &&= g.output.maxRelError <= 1e-2;
     }
     return ok ? 0 : 1;
   } catch (e) {

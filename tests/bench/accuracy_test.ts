@@ -4,7 +4,13 @@
  * data from ../shared/data; skipped when it is absent (the script then exits 77).
  */
 import assert from "node:assert/strict";
-import { charRnnFp16, hasMnistData, main, mnistAccuracy } from "../../bench/accuracy.ts";
+import {
+  charRnnFp16,
+  googLeNetFp16,
+  hasMnistData,
+  main,
+  mnistAccuracy,
+} from "../../bench/accuracy.ts";
 
 const DATA = "../shared/data";
 const present = hasMnistData(DATA);
@@ -36,6 +42,14 @@ Deno.test({
 Deno.test("accuracy: CharRNN FP16 generates the same 200 characters as FP32", async () => {
   const c = await charRnnFp16("ROMEO:\n", 200);
   assert.equal(c.identicalPrefix, 200, `FP32: ${c.fp32}\nFP16: ${c.fp16}`);
+});
+
+Deno.test("accuracy: GoogLeNet FP16 within 1e-2 relative of FP32 at its output, every layer compared", async () => {
+  const g = await googLeNetFp16(DATA);
+  if (!g) return; // no deploy.prototxt under ../shared/data
+  assert.ok(g.rows.length > 100 && g.rows.every((r) => r.precision === "fp16"));
+  assert.ok(g.output.maxRelError > 0 && g.output.maxRelError <= 1e-2, `${g.output.maxRelError}`);
+  assert.ok(g.worst.maxRelError < 1e-2, `${g.worst.layer}: ${g.worst.maxRelError}`);
 });
 
 Deno.test("accuracy main: 77 without the data, 2 on a bad flag", async () => {
