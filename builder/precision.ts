@@ -301,10 +301,11 @@ export function assignPrecision(
   }
 
   if (o.int8 && ![...chosen.values()].includes("int8") && missingRanges.length) {
-    // Not one INT8 layer: no scales at all is a set-up mistake, not a fallback to log quietly.
-    const anyScale = order.some((l) => l.outputs.some((t) => scaleOf(t) !== undefined)) ||
-      graph.inputs.some((t) => scaleOf(t) !== undefined);
-    if (!anyScale) {
+    // Not one INT8 layer and neither a calibrator nor a single user range: a set-up mistake, not
+    // a fallback to log quietly.
+    const anyRange = (o.calibratedScales?.size ?? 0) > 0 ||
+      [...graph.tensors.values()].some((t) => t.dynamicRange !== undefined);
+    if (!anyRange) {
       const { tensor, layer } = missingRanges[0];
       throw new KilnError(
         "INVALID_ARGUMENT",
