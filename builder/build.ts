@@ -15,6 +15,7 @@ import { planMemory } from "./memory.ts";
 import { cloneNetwork } from "./_clone.ts";
 import { runPasses } from "./pass.ts";
 import { PASSES } from "./passes/mod.ts";
+import { type TacticSet, tuneTactics, validateTuneOptions } from "./tune/tune.ts";
 import { calibrate } from "./quant/calibrate.ts";
 import type { Int8Calibrator } from "./quant/calibrator.ts";
 import { dropUnusableViews, viewOf } from "./passes/_views.ts";
@@ -37,6 +38,12 @@ export interface BuildConfig {
   strictTypes?: boolean;
   /** Calibrates the INT8 scales on sample batches (builder/quant/calibrator.ts). */
   calibrator?: Int8Calibrator;
+  /** Tactics the builder times per layer (builder/tune): "all" (default), "builtin" or "none". */
+  tactics?: TacticSet;
+  /** A timing cache file: tactic timings are read from and written to it (builder/tune/cache.ts). */
+  timingCache?: string;
+  /** Replay the timing cache's choices; time nothing (a layer missing from it is an error). */
+  deterministic?: boolean;
 }
 
 const BLOB_ALIGNMENT = 64;
@@ -60,6 +67,7 @@ export async function buildEngine(
       `workspaceBytes must be a non-negative integer, got ${workspaceBytes}`,
     );
   }
+  validateTuneOptions(config);
   const report = verifyNetwork(network, { throwOnError: true });
   for (const w of report.warnings) logger.warning(w.message);
   const backend = await selectBackend(config.device ?? "auto", logger);
@@ -101,6 +109,13 @@ export async function buildEngine(
     layersAfter: p.layersAfter,
     changes: p.changes,
   }));
+  await tuneTactics(manifest, weights, backend, {
+    tactics: config.tactics ?? "all",
+    workspaceBytes,
+    timingCache: config.timingCache,
+    deterministic: config.deterministic ?? false,
+    logger,
+  });
   const bytes = writePlan(manifest, weights, backend.device);
   const mem = manifest.memory;
   logger.info(

@@ -22,3 +22,4 @@ export { Event, Gate, Graph, Stream } from "./stream.ts";
 export { StructLayout } from "./_layout.ts";
 export * from "./structs.ts";
 export { ABI_VERSION, STATUS, SYMBOLS } from "./symbols.ts";
+export * from "./tactics.ts";

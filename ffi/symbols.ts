@@ -148,6 +148,43 @@ export const SYMBOLS = {
   kiln_launch_deconvolution: { parameters: ["buffer", "pointer"], result: status },
   /** kiln_status kiln_launch_ragged_softmax(const kiln_ragged_softmax_params* p, kiln_stream s) */
   kiln_launch_ragged_softmax: { parameters: ["buffer", "pointer"], result: status },
+  // ---- Tactics (builder/tune) and the optional vendor libraries ----
+  /** kiln_status kiln_vendor_load(int32_t library, const char* path) */
+  kiln_vendor_load: { parameters: ["i32", "buffer"], result: status },
+  /** kiln_status kiln_vendor_loaded(int32_t library, int32_t* loaded) */
+  kiln_vendor_loaded: { parameters: ["i32", "buffer"], result: status },
+  /** kiln_status kiln_tactic_convolution_workspace(const kiln_convolution_params* p, int32_t kind,
+   *  int32_t variant, int32_t splits, int32_t device, uint64_t* bytes) */
+  kiln_tactic_convolution_workspace: {
+    parameters: ["buffer", "i32", "i32", "i32", "i32", "buffer"],
+    result: status,
+  },
+  /** kiln_status kiln_tactic_convolution_launch(const kiln_convolution_params* p, int32_t kind,
+   *  int32_t variant, int32_t splits, kiln_stream stream) */
+  kiln_tactic_convolution_launch: {
+    parameters: ["buffer", "i32", "i32", "i32", "pointer"],
+    result: status,
+  },
+  /** kiln_status kiln_tactic_fully_connected_workspace(const kiln_fully_connected_params* p,
+   *  int32_t kind, int32_t variant, int32_t splits, const uint64_t* algo, int32_t device,
+   *  uint64_t* bytes) */
+  kiln_tactic_fully_connected_workspace: {
+    parameters: ["buffer", "i32", "i32", "i32", "buffer", "i32", "buffer"],
+    result: status,
+  },
+  /** kiln_status kiln_tactic_fully_connected_launch(const kiln_fully_connected_params* p,
+   *  int32_t kind, int32_t variant, int32_t splits, const uint64_t* algo, kiln_stream stream) */
+  kiln_tactic_fully_connected_launch: {
+    parameters: ["buffer", "i32", "i32", "i32", "buffer", "pointer"],
+    result: status,
+  },
+  /** kiln_status kiln_tactic_cublaslt_algorithms(const kiln_fully_connected_params* p,
+   *  int32_t device, uint64_t max_workspace, int32_t max_count, uint64_t* algos,
+   *  uint64_t* workspace, int32_t* count) */
+  kiln_tactic_cublaslt_algorithms: {
+    parameters: ["buffer", "i32", "u64", "i32", "buffer", "buffer", "buffer"],
+    result: status,
+  },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 export type KilnSymbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];

@@ -12,6 +12,7 @@ import { exampleTests, Skip } from "./gpu/examples.ts";
 import { opTests } from "./gpu/ops.ts";
 import { passTests } from "./gpu/passes.ts";
 import { runtimeTests } from "./gpu/runtime.ts";
+import { tuneTests } from "./gpu/tune.ts";
 
 if (await findNvcc()) {
   const r = await buildNative({ log: (l) => console.log(`build: ${l}`) });
@@ -28,6 +29,7 @@ const filter = Deno.args[0];
 const tests: GpuTest[] = [...runtimeTests(), ...opTests(), ...exampleTests()]
   .filter((t) => !filter || t.name.includes(filter));
 tests.push(...passTests().filter((t) => !filter || t.name.includes(filter)));
+tests.push(...tuneTests().filter((t) => !filter || t.name.includes(filter)));
 
 let passed = 0, failed = 0, skipped = 0;
 const t0 = performance.now();

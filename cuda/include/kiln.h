@@ -555,6 +555,47 @@ KILN_API kiln_status kiln_launch_topk(const kiln_topk_params* p, kiln_stream str
 KILN_API kiln_status kiln_launch_deconvolution(const kiln_deconvolution_params* p, kiln_stream stream);
 KILN_API kiln_status kiln_launch_ragged_softmax(const kiln_ragged_softmax_params* p, kiln_stream stream);
 
+/* ---- Tactics: alternative implementations of a layer, timed by the builder (builder/tune) ---- */
+enum {
+  KILN_TACTIC_DEFAULT = 0,   /* the layer kind's own kiln_launch_<op> */
+  KILN_TACTIC_IGEMM = 1,     /* convolution: implicit GEMM, tile `variant`, K cut in `splits` */
+  KILN_TACTIC_POINTWISE = 2, /* convolution 1x1 without padding as a GEMM; tile, splits */
+  KILN_TACTIC_DIRECT = 3,    /* convolution: direct, filters in shared memory (small C·kh·kw) */
+  KILN_TACTIC_GEMM = 4,      /* fully connected: tiled GEMM, tile `variant`, K split */
+  KILN_TACTIC_CUDNN = 5,     /* convolution: cuDNN forward algorithm `variant` (loaded at run time) */
+  KILN_TACTIC_CUBLASLT = 6   /* fully connected: cuBLASLt matmul with a 64-byte algorithm */
+};
+/* Optional vendor libraries, opened with dlopen from an absolute path; never linked. */
+enum { KILN_VENDOR_CUBLASLT = 1, KILN_VENDOR_CUDNN = 2 };
+/* Opens `path` (and, for cuDNN, its sibling libcudnn_*.so.9) and resolves the entry points used. */
+KILN_API kiln_status kiln_vendor_load(int32_t library, const char* path);
+/* *loaded = 1 when the library has been opened by kiln_vendor_load. */
+KILN_API kiln_status kiln_vendor_loaded(int32_t library, int32_t* loaded);
+/*
+ * Workspace bytes a tactic needs on this problem; KILN_UNSUPPORTED when it does not apply (a
+ * 1x1 tactic on a 3x3 convolution, a split longer than K, a vendor library absent or refusing).
+ */
+KILN_API kiln_status kiln_tactic_convolution_workspace(const kiln_convolution_params* p, int32_t kind,
+                                                       int32_t variant, int32_t splits, int32_t device,
+                                                       uint64_t* bytes);
+KILN_API kiln_status kiln_tactic_convolution_launch(const kiln_convolution_params* p, int32_t kind,
+                                                    int32_t variant, int32_t splits, kiln_stream stream);
+/* As above for fully connected layers; `algo` is the cuBLASLt algorithm (8 words) or NULL. */
+KILN_API kiln_status kiln_tactic_fully_connected_workspace(const kiln_fully_connected_params* p,
+                                                           int32_t kind, int32_t variant, int32_t splits,
+                                                           const uint64_t* algo, int32_t device,
+                                                           uint64_t* bytes);
+KILN_API kiln_status kiln_tactic_fully_connected_launch(const kiln_fully_connected_params* p,
+                                                        int32_t kind, int32_t variant, int32_t splits,
+                                                        const uint64_t* algo, kiln_stream stream);
+/*
+ * Up to max_count cuBLASLt algorithms for this fully connected problem (heuristic order), each
+ * 8 words in `algos` with its workspace in `workspace`, fitting max_workspace bytes.
+ */
+KILN_API kiln_status kiln_tactic_cublaslt_algorithms(const kiln_fully_connected_params* p, int32_t device,
+                                                 uint64_t max_workspace, int32_t max_count,
+                                                 uint64_t* algos, uint64_t* workspace, int32_t* count);
+
 #ifdef __cplusplus
 }
 #endif

@@ -31,14 +31,12 @@ import type {
   Backend,
   BackendContext,
   BackendEngine,
-  DeviceAddress,
-  EnqueuedRun,
-  EnqueueRequest,
   ExecuteRequest,
   ExecuteResult,
   LoadedPlan,
 } from "../backend.ts";
 import { CUDA_KERNELS, type LaunchTensor } from "./kernels.ts";
+import { stridedTactics, tacticWorkspaceBytes } from "./tactics.ts";
 
 /** Bytes of one layer's error word: [1 + failing element, its value] (kiln.h). */
 const ERROR_WORD_BYTES = 8;
@@ -114,7 +112,7 @@ export class CudaEngine implements BackendEngine {
   readonly noOp: boolean[];
   /**
    * The layers as launched: those that read or write a view run the default kernels, which
-   * honour batch strides (tactic kernels assume dense tensors).
+   * honour batch strides, unless their tactics do too (stridedTactics: Convolution's).
    */
   readonly launchLayers: Manifest["layers"];
   /** Error word slot of each layer whose kernel reports data-dependent failures, by layer index. */
@@ -126,7 +124,7 @@ export class CudaEngine implements BackendEngine {
     this.noOp = plan.manifest.layers.map((l) => isNoOpLayer(l, plan.manifest.tensors));
     const t = plan.manifest.tensors;
     this.launchLayers = plan.manifest.layers.map((l) =>
-      l.tactic && [...l.inputs, ...l.outputs].some((i) => t[i].view)
+      l.tactic && !stridedTactics(l.kind) && [...l.inputs, ...l.outputs].some((i) => t[i].view)
         ? { ...l, tactic: undefined }
         : l
     );
@@ -134,7 +132,13 @@ export class CudaEngine implements BackendEngine {
       if (CUDA_KERNELS[l.kind]?.describeError) this.errorSlots.set(i, this.errorSlots.size);
     });
     const needsWorkspace = plan.manifest.layers.some((l) => CUDA_KERNELS[l.kind]?.usesWorkspace);
-    this.workspaceBytes = needsWorkspace ? gemmWorkspaceBytes(backend.lib, backend.ordinal) : 0;
+    // The default kernels' split-K scratch, or more when a chosen tactic needs it (builder/tune).
+    this.workspaceBytes = needsWorkspace
+      ? Math.max(
+        gemmWorkspaceBytes(backend.lib, backend.ordinal),
+        tacticWorkspaceBytes(plan.manifest.layers),
+      )
+      : 0;
     const w = plan.weightSection;
     this.#weights = DeviceBuffer.alloc(backend.lib, backend.ordinal, w.byteLength);
     this.#weights.upload(w);
@@ -181,8 +185,6 @@ export class CudaContext implements BackendContext {
   /** Bytes of error words, and their offset in staging (after align(workspace) on the device). */
   #errorBytes = 0;
   #errorStaging = 0;
-  /** The stream of the last enqueued run, until it is waited for. */
-  #enqueuedOn: Stream | undefined;
   /** Executes run one after another on this context's stream. */
   #tail: Promise<unknown> = Promise.resolve();
   #pending = 0;
@@ -244,8 +246,6 @@ export class CudaContext implements BackendContext {
         new KilnError("INVALID_ARGUMENT", "the execution context has been disposed"),
       );
     }
-    // An enqueued run on another stream uses the same activations: it finishes first.
-    if (this.#enqueuedOn && this.#enqueuedOn !== this.#stream) this.#enqueuedOn.synchronize();
     // The common case, a short run with nothing pending, completes right here: no thread hop,
     // no promise chain (execute() overhead is counted in microseconds).
     if (this.#pending === 0 && !this.#isLong(req.batchSize)) {
@@ -265,79 +265,6 @@ export class CudaContext implements BackendContext {
     });
     this.#tail = done.catch(() => {});
     return done;
-  }
-
-  /**
-   * One run on the caller's memory (runtime/engine.ts documents the contract): input copies,
-   * the graph of the layers alone, output copies, all enqueued on `req.stream` (or the
-   * context's), and nothing waited for. Host arrays are held by the stream until it is
-   * synchronized; an in-flight run on another stream is waited for first (they share the arena).
-   */
-  enqueue(req: EnqueueRequest): EnqueuedRun {
-    if (this.#disposed) {
-      throw new KilnError("INVALID_ARGUMENT", "the execution context has been disposed");
-    }
-    const stream = req.stream ?? this.#stream;
-    if (!(stream instanceof Stream) || stream.device !== this.#stream.device) {
-      throw new KilnError(
-        "INVALID_ARGUMENT",
-        `enqueue: stream must be an ffi Stream of cuda:${this.#stream.device}`,
-      );
-    }
-    if (this.#pending) {
-      throw new KilnError(
-        "INVALID_ARGUMENT",
-        "enqueue: execute() runs of this context are still pending; await them first",
-      );
-    }
-    if (this.#enqueuedOn && this.#enqueuedOn !== stream) this.#enqueuedOn.synchronize();
-    const batch = req.batchSize;
-    let graph = this.#kernelGraphs.get(batch);
-    if (!graph) {
-      graph = this.#capture(batch, false);
-      this.#kernelGraphs.set(batch, graph);
-    }
-    const arena = this.#arena, errors = align(this.#engine.workspaceBytes);
-    const bytes = (s: BindingSlot) => s.bytesPerItem * (s.batched ? batch : 1);
-    // The engine checked every host array's size against the binding and batch.
-    const copy = (s: BindingSlot, v: HostArray | DeviceAddress, toDevice: boolean) => {
-      let other = (v as DeviceAddress).device;
-      if (ArrayBuffer.isView(v)) {
-        stream.hold(v);
-        other = Deno.UnsafePointer.of(v);
-      }
-      if (toDevice) stream.copyAsync(arena.at(s.arena), other, bytes(s));
-      else stream.copyAsync(other, arena.at(s.arena), bytes(s));
-    };
-    if (this.#errorBytes) stream.memsetAsync(this.#workspace.at(errors), 0, this.#errorBytes);
-    for (const s of this.#inputs) copy(s, req.inputs.get(s.tensor)!, true);
-    graph.launch(stream);
-    for (const s of this.#outputs) {
-      const out = req.outputs.get(s.tensor);
-      if (out) copy(s, out, false);
-    }
-    if (this.#errorBytes) {
-      stream.copyAsync(
-        this.#staging.at(this.#errorStaging),
-        this.#workspace.at(errors),
-        this.#errorBytes,
-      );
-    }
-    this.#enqueuedOn = stream;
-    const finish = () => {
-      if (this.#enqueuedOn === stream) this.#enqueuedOn = undefined;
-      if (this.#errorBytes) this.#checkErrors(batch);
-    };
-    return {
-      synchronize: () => {
-        stream.synchronize();
-        finish();
-      },
-      done: async () => {
-        await stream.synchronizeAsync();
-        finish();
-      },
-    };
   }
 
   #isLong(batch: number): boolean {
@@ -522,7 +449,9 @@ export class CudaContext implements BackendContext {
         outputs: layer.outputs.map(tensor),
         weights: w,
         workspace,
-        error: slots.has(i) ? this.#workspace.at(errors + ERROR_WORD_BYTES * slots.get(i)!) : null,
+        error: slots.has(i)
+          ? this.#workspace.at(errors + ERROR_WORD_BYTES * slots.get(i)!)
+          : null,
       });
     });
     if (profile) this.#events[m.layers.length].record(stream);
@@ -550,7 +479,6 @@ export class CudaContext implements BackendContext {
 
   #release(): void {
     try {
-      this.#enqueuedOn?.synchronize();
       this.#stream.synchronize();
     } finally {
       for (const g of [...this.#graphs.values(), ...this.#kernelGraphs.values()]) {

@@ -37,6 +37,7 @@ import { type ReduceAttrs, reduceAxes } from "../../dsl/layers/reduce.ts";
 import type { UnaryAttrs } from "../../dsl/layers/unary.ts";
 import { type CudaKernel, float32Weights, launch, type LaunchTensor } from "./_launch.ts";
 import { concatenation, constant, padding, shuffle } from "./_movement.ts";
+import { withTactics } from "./tactics.ts";
 import { deconvolution, matrixMultiply } from "./_linear_algebra.ts";
 import { plugin } from "./_plugin.ts";
 import { gather, raggedSoftmax, topk } from "./_selection.ts";
@@ -375,10 +376,10 @@ export const CUDA_KERNELS: Record<string, CudaKernel> = {
   Activation: activation,
   Concatenation: concatenation,
   Constant: constant,
-  Convolution: convolution,
+  Convolution: withTactics(convolution, "Convolution"),
   Deconvolution: deconvolution,
   ElementWise: elementwise,
-  FullyConnected: fullyConnected,
+  FullyConnected: withTactics(fullyConnected, "FullyConnected"),
   Gather: gather,
   Identity: identity,
   LRN: lrn,

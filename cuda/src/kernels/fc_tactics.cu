@@ -1,0 +1,144 @@
+// Fully connected tactics: y[m×n] = epilogue(x[m×k] · w[n×k]ᵀ + bias) as a tiled GEMM with a
+// chosen tile (the tactic tiles of _tactics.cuh) and K split, instead of the default kernel's
+// cost-model choice; cuBLASLt algorithms are in vendor_tactics.cu.
+#include "../common.cuh"
+#include "_epilogue.cuh"
+#include "_gemm.cuh"
+#include "_tactics.cuh"
+
+namespace {
+
+template <class T>
+__global__ void __launch_bounds__(T::THREADS)
+    fc_gemm(const float* x, const float* w, float* y, int m, int n, int K, const kiln::Epilogue ep,
+            float* partial, int splits, int k_chunk) {
+  const int split = blockIdx.z;
+  const int m0 = blockIdx.y * T::BM, n0 = blockIdx.x * T::BN;
+  const int k_begin = split * k_chunk, k_end = min(K, k_begin + k_chunk);
+  kiln::RowsK load_a{x, m, K};
+  kiln::ColsK load_b{w, n, K};
+  float acc[T::TM][T::TN];
+  kiln::gemm_mainloop<T>(k_begin, k_end, m0, n0, load_a, load_b, acc);
+  const int tx = threadIdx.x % T::RX, ty = threadIdx.x / T::RX;
+#pragma unroll
+  for (int i = 0; i < T::TM; ++i) {
+    const int r = m0 + ty * T::TM + i;
+    if (r >= m) continue;
+#pragma unroll
+    for (int j = 0; j < T::TN; ++j) {
+      const int c = n0 + tx * T::TN + j;
+      if (c >= n) continue;
+      const int64_t idx = (int64_t)r * n + c;
+      if (splits > 1) partial[(int64_t)split * m * n + idx] = acc[i][j];
+      else y[idx] = ep.apply(acc[i][j], c, idx);
+    }
+  }
+}
+
+__global__ void fc_reduce_splits(const float* __restrict__ partial, float* y, int m, int n,
+                                 int splits, const kiln::Epilogue ep) {
+  const int64_t total = (int64_t)m * n;
+  for (int64_t o = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; o < total;
+       o += (int64_t)gridDim.x * blockDim.x) {
+    float v = 0.f;
+    for (int sp = 0; sp < splits; ++sp) v += partial[sp * total + o];
+    y[o] = ep.apply(v, (int)(o % n), o);
+  }
+}
+
+template <class T>
+void launch(const kiln_fully_connected_params* p, const kiln::Epilogue& ep, int splits,
+            int k_chunk, cudaStream_t s) {
+  dim3 grid((unsigned)((p->n + T::BN - 1) / T::BN), (unsigned)((p->m + T::BM - 1) / T::BM),
+            (unsigned)splits);
+  fc_gemm<T><<<grid, T::THREADS, 0, s>>>(p->x, p->w, p->y, p->m, p->n, p->k, ep,
+                                         (float*)p->workspace, splits, k_chunk);
+}
+
+kiln_status validate(const kiln_fully_connected_params* p, const char* where) {
+  if (p->m <= 0 || p->n <= 0 || p->k <= 0 || !p->x || !p->w || !p->y ||
+      !kiln::valid_activation(p->act) ||
+      (p->residual_mode != KILN_RESIDUAL_NONE && !p->residual)) {
+    return kiln::fail(KILN_INVALID_ARGUMENT, "%s: bad parameters (m %d, n %d, k %d, act %d)", where,
+                      p->m, p->n, p->k, p->act);
+  }
+  return KILN_OK;
+}
+
+kiln_status plan_tactic(const kiln_fully_connected_params* p, int32_t kind, int32_t variant,
+                        int32_t splits, int* k_chunk, uint64_t* workspace, const char* where) {
+  if (kind != KILN_TACTIC_GEMM) {
+    return kiln::fail(KILN_UNSUPPORTED, "%s: tactic kind %d is not a fully connected tactic",
+                      where, kind);
+  }
+  if (variant < 0 || variant >= kiln::kTacticTileCount) {
+    return kiln::fail(KILN_INVALID_ARGUMENT, "%s: no tile %d", where, variant);
+  }
+  const int64_t k_tiles = (p->k + 15) / 16;
+  if (splits < 1 || splits > kiln::kMaxSplits || (splits > 1 && splits * 2 > k_tiles)) {
+    return kiln::fail(KILN_UNSUPPORTED, "%s: %d splits of k %d", where, splits, p->k);
+  }
+  *k_chunk = (int)(((k_tiles + splits - 1) / splits) * 16);
+  *workspace = splits > 1 ? (uint64_t)splits * p->m * p->n * sizeof(float) : 0;
+  return KILN_OK;
+}
+
+}  // namespace
+
+extern "C" KILN_API kiln_status kiln_tactic_fully_connected_workspace(
+    const kiln_fully_connected_params* p, int32_t kind, int32_t variant, int32_t splits,
+    const uint64_t* algo, int32_t device, uint64_t* bytes) {
+  const char* where = "kiln_tactic_fully_connected_workspace";
+  if (!p || !bytes) return kiln::fail(KILN_INVALID_ARGUMENT, "%s: NULL argument", where);
+  *bytes = 0;
+  KILN_TRY(validate(p, where));
+  if (kind == KILN_TACTIC_CUBLASLT) return kiln::cublaslt_fc_workspace(p, algo, device, bytes);
+  int k_chunk;
+  return plan_tactic(p, kind, variant, splits, &k_chunk, bytes, where);
+}
+
+extern "C" KILN_API kiln_status kiln_tactic_fully_connected_launch(
+    const kiln_fully_connected_params* p, int32_t kind, int32_t variant, int32_t splits,
+    const uint64_t* algo, kiln_stream stream) {
+  const char* where = "kiln_tactic_fully_connected_launch";
+  if (kind == KILN_TACTIC_DEFAULT) return kiln_launch_fully_connected(p, stream);
+  KILN_LAUNCH_PROLOGUE(p, stream, where);
+  KILN_TRY(validate(p, where));
+  if (kind == KILN_TACTIC_CUBLASLT) return kiln::cublaslt_fc(p, algo, stream);
+  int k_chunk;
+  uint64_t need;
+  KILN_TRY(plan_tactic(p, kind, variant, splits, &k_chunk, &need, where));
+  if (need > 0 && (!p->workspace || (uint64_t)p->workspace_bytes < need)) {
+    return kiln::fail(KILN_INVALID_ARGUMENT,
+                      "%s: the tactic needs %llu bytes of workspace, has %lld", where,
+                      (unsigned long long)need, (long long)p->workspace_bytes);
+  }
+  const kiln::Epilogue ep{p->bias, p->residual_mode != KILN_RESIDUAL_NONE ? p->residual : nullptr,
+                          p->act, p->alpha, p->beta, p->residual_mode};
+  cudaStream_t s = stream->stream;
+  switch (variant) {
+    case 0:
+      launch<kiln::TacticTile128x128>(p, ep, splits, k_chunk, s);
+      break;
+    case 1:
+      launch<kiln::TacticTile128x64>(p, ep, splits, k_chunk, s);
+      break;
+    case 2:
+      launch<kiln::TacticTile64x128>(p, ep, splits, k_chunk, s);
+      break;
+    case 3:
+      launch<kiln::Tile64x64>(p, ep, splits, k_chunk, s);
+      break;
+    default:
+      launch<kiln::Tile32x32>(p, ep, splits, k_chunk, s);
+      break;
+  }
+  KILN_TRY(kiln::check_launch(where));
+  if (splits > 1) {
+    const int sms = kiln::multiprocessors(stream->device);
+    fc_reduce_splits<<<kiln::blocks_for((int64_t)p->m * p->n, 256, (int64_t)sms * 8), 256, 0, s>>>(
+        (const float*)p->workspace, p->y, p->m, p->n, splits, ep);
+    KILN_TRY(kiln::check_launch(where));
+  }
+  return KILN_OK;
+}
