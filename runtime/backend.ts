@@ -58,8 +58,34 @@ export interface LoopResult {
   layerMs?: number[][];
 }
 
+/** A device address given for a binding by an `enqueue` caller (TensorRT's bindings). */
+export interface DeviceAddress {
+  device: Deno.PointerValue;
+}
+
+/** One run handed to `enqueue`: inputs and outputs are the caller's memory. */
+export interface EnqueueRequest {
+  batchSize: number;
+  /** By tensor index: host arrays (pinned for a truly asynchronous copy) or device addresses. */
+  inputs: Map<number, HostArray | DeviceAddress>;
+  /** By tensor index: where each output is written. */
+  outputs: Map<number, HostArray | DeviceAddress>;
+  /** The backend's stream to run on (CUDA: an ffi Stream of the context's device). */
+  stream?: unknown;
+}
+
+/** A run in flight. Either wait ends it; until then the caller's memory must stay untouched. */
+export interface EnqueuedRun {
+  /** Blocks until the run is done; throws a failure the device reported. */
+  synchronize(): void;
+  /** Resolves when the run is done (waiting off the event loop's thread). */
+  done(): Promise<void>;
+}
+
 export interface BackendContext extends Disposable {
   execute(req: ExecuteRequest): Promise<ExecuteResult>;
+  /** Enqueues one run and returns at once (optional: the engine falls back to `execute`). */
+  enqueue?(req: EnqueueRequest): EnqueuedRun;
   /**
    * Runs a loop without a host round trip per step. Optional: the engine falls back to one
    * `execute` per step for a backend without it.

@@ -17,7 +17,14 @@ import { isLayerKind, LAYERS } from "../dsl/layers/mod.ts";
 import { KilnError } from "../errors.ts";
 import { type Manifest, type PlanData, type PlanHeader, readPlan } from "../plan/mod.ts";
 import { viewProblems } from "../plan/views.ts";
-import type { Backend, BackendContext, BackendEngine, LoadedPlan } from "./backend.ts";
+import type {
+  Backend,
+  BackendContext,
+  BackendEngine,
+  DeviceAddress,
+  EnqueuedRun,
+  LoadedPlan,
+} from "./backend.ts";
 import { type DeviceSpec, selectBackend } from "./device.ts";
 import { Logger } from "./logger.ts";
 import { Profiler } from "./profiler.ts";
@@ -188,6 +195,16 @@ export interface ExecuteOptions {
 
 export type HostOutputs = Record<string, HostArray>;
 
+export type { DeviceAddress, EnqueuedRun } from "./backend.ts";
+
+/** A binding's memory for `enqueue`: a host array, or a device address on the engine's device. */
+export type EnqueueBinding = HostArray | DeviceAddress;
+
+export interface EnqueueOptions extends ExecuteOptions {
+  /** The stream to run on (CUDA: an ffi `Stream` of the engine's device); the context's own by default. */
+  stream?: unknown;
+}
+
 export interface ExecuteLoopOptions extends ExecuteOptions {
   /** How many times the network runs. */
   steps: number;
@@ -201,11 +218,20 @@ export class ExecutionContext implements Disposable {
   readonly profiler: Profiler;
   #ctx: BackendContext | undefined;
   #tensorOf = new Map<string, number>();
+  /** Per-call work done once (execute() overhead is counted in microseconds). */
+  #ins: readonly Binding[];
+  #outs: readonly Binding[];
+  #inTensors: number[];
+  #outTensors: number[];
 
   constructor(readonly engine: Engine, ctx: BackendContext, plan: PlanData) {
     this.#ctx = ctx;
     for (const b of plan.manifest.bindings) this.#tensorOf.set(b.name, b.tensor);
     this.profiler = new Profiler(engine.layers);
+    this.#ins = engine.bindings.filter((b) => b.isInput);
+    this.#outs = engine.bindings.filter((b) => !b.isInput);
+    this.#inTensors = this.#ins.map((b) => this.#tensorOf.get(b.name)!);
+    this.#outTensors = this.#outs.map((b) => this.#tensorOf.get(b.name)!);
   }
 
   /** Runs the network; resolves with the outputs when the device work is done. */
@@ -217,17 +243,146 @@ export class ExecutionContext implements Disposable {
       throw new KilnError("INVALID_ARGUMENT", "the execution context has been disposed");
     }
     const { batch, byTensor } = this.#checkInputs(inputs, options);
-    const outs = this.engine.bindings.filter((b) => !b.isInput);
+    const outs = this.#outs, tensors = this.#outTensors;
     const r = await this.#ctx.execute({
       batchSize: batch,
       inputs: byTensor,
-      outputs: outs.map((b) => this.#tensorOf.get(b.name)!),
+      outputs: tensors,
       profile: this.profiler.enabled,
     });
     if (r.layerMs) this.profiler.record(r.layerMs);
     const result: HostOutputs = {};
-    for (const b of outs) result[b.name] = r.outputs.get(this.#tensorOf.get(b.name)!)!;
+    for (let i = 0; i < outs.length; i++) result[outs[i].name] = r.outputs.get(tensors[i])!;
     return result;
+  }
+
+  /**
+   * Enqueues one run and returns at once, as TensorRT's enqueueV2. `inputs` and `outputs` name
+   * every input and output binding, each either a typed array of the binding's dtype and exact
+   * size (the batch × one item), or `{ device }`: a device address on the engine's device
+   * holding (inputs) or receiving (outputs) that many elements. The batch comes from the host
+   * arrays, else from `options.batchSize` (required when every binding is a device address).
+   *
+   * The contract, until the returned run has been waited for (`synchronize()`, or `await
+   * done()`): the caller neither changes the inputs nor reads the outputs, and keeps device
+   * memory allocated; Kiln keeps the host arrays referenced until then. Host arrays over pinned
+   * memory are copied asynchronously; ordinary (pageable) arrays work too, but the driver may
+   * copy those before returning. A context's runs share its activations: enqueue a context's
+   * next run on the same stream (runs queue in order) or wait for the previous one first.
+   * Everything is checked before anything is enqueued (a KilnError, and nothing runs); a
+   * failure only the device can see (an index out of range) is thrown by the wait. Runs are
+   * not profiled. The CPU backend runs the network before returning.
+   */
+  enqueue(
+    inputs: Record<string, EnqueueBinding>,
+    outputs: Record<string, EnqueueBinding>,
+    options: EnqueueOptions = {},
+  ): EnqueuedRun {
+    if (!this.#ctx) {
+      throw new KilnError("INVALID_ARGUMENT", "the execution context has been disposed");
+    }
+    const req = this.#checkEnqueue(inputs, outputs, options);
+    if (this.#ctx.enqueue) return this.#ctx.enqueue({ ...req, stream: options.stream });
+    if ([...req.inputs.values(), ...req.outputs.values()].some((v) => !ArrayBuffer.isView(v))) {
+      throw new KilnError("UNSUPPORTED", "enqueue: this backend takes host arrays only");
+    }
+    // A backend without enqueue: execute, then fill the caller's host arrays.
+    const done = this.#ctx.execute({
+      batchSize: req.batchSize,
+      inputs: req.inputs as Map<number, HostArray>,
+      outputs: [...req.outputs.keys()],
+      profile: false,
+    }).then((r) => {
+      for (const [t, out] of req.outputs) (out as HostArray).set(r.outputs.get(t)! as never);
+    });
+    return {
+      synchronize() {
+        throw new KilnError("UNSUPPORTED", "this backend's runs can only be awaited: use done()");
+      },
+      done: () => done,
+    };
+  }
+
+  /** `enqueue`'s checks: every binding named once, dtypes and sizes, the batch. */
+  #checkEnqueue(
+    inputs: Record<string, EnqueueBinding>,
+    outputs: Record<string, EnqueueBinding>,
+    options: EnqueueOptions,
+  ) {
+    const bad = (message: string, tensor?: string): never => {
+      throw new KilnError("INVALID_ARGUMENT", `enqueue: ${message}`, { tensor });
+    };
+    const isDevice = (v: unknown): v is DeviceAddress =>
+      v !== null && typeof v === "object" && !ArrayBuffer.isView(v) && "device" in v;
+    const sides = [[inputs, true], [outputs, false]] as const;
+    let batch = options.batchSize;
+    if (batch !== undefined && !(Number.isInteger(batch) && batch >= 1)) {
+      bad(`batchSize must be a positive integer, got ${batch}`);
+    }
+    for (const [given, isInput] of sides) {
+      const kind = isInput ? "input" : "output";
+      if (given === null || typeof given !== "object") bad(`expects an object of ${kind}s`);
+      const bindings = this.engine.bindings.filter((b) => b.isInput === isInput);
+      const known = bindings.map((b) => `"${b.name}"`).join(", ");
+      for (const name of Object.keys(given)) {
+        if (!bindings.some((b) => b.name === name)) {
+          bad(`"${name}" is not an ${kind} binding (${kind}s: ${known})`, name);
+        }
+      }
+      for (const b of bindings) {
+        const v = given[b.name];
+        if (v === undefined) bad(`${kind} "${b.name}" is missing (${kind}s: ${known})`, b.name);
+        if (isDevice(v)) {
+          if (v.device === null || typeof v.device !== "object") {
+            bad(`${kind} "${b.name}": device must be a non-null Deno.PointerObject`, b.name);
+          }
+          continue;
+        }
+        if (!ArrayBuffer.isView(v) || v instanceof DataView) {
+          bad(`${kind} "${b.name}" must be a typed array or { device: pointer }`, b.name);
+        }
+        const got = arrayDType(v as ArrayBufferView);
+        if (got !== b.dtype) {
+          bad(
+            `${kind} "${b.name}" is ${got ?? v.constructor.name}; the binding is ${b.dtype} (${
+              expectedArray(b.dtype)
+            })`,
+            b.name,
+          );
+        }
+        const n = (v as HostArray).length, per = itemVolume(b.shape);
+        if (!isBatched(b.shape)) {
+          if (n !== per) bad(`${kind} "${b.name}" has ${n} elements; ${fmt(b.shape)} needs ${per}`);
+          continue;
+        }
+        if (batch === undefined) {
+          if (n === 0 || n % per !== 0) {
+            bad(`${kind} "${b.name}" has ${n} elements, not a multiple of ${per}`, b.name);
+          }
+          batch = n / per;
+        }
+        if (n !== batch * per) {
+          bad(
+            `${kind} "${b.name}" has ${n} elements; batch ${batch} of ${fmt(b.shape)} needs ${
+              batch * per
+            }`,
+            b.name,
+          );
+        }
+      }
+    }
+    if (batch === undefined) {
+      if (this.engine.bindings.some((b) => isBatched(b.shape))) {
+        bad("batchSize is required when every batched binding is a device address");
+      }
+      batch = 1;
+    }
+    if (batch > this.engine.maxBatchSize) {
+      bad(`batch ${batch} exceeds the engine's maxBatchSize ${this.engine.maxBatchSize}`);
+    }
+    const byTensor = (given: Record<string, EnqueueBinding>) =>
+      new Map(Object.entries(given).map(([name, v]) => [this.#tensorOf.get(name)!, v]));
+    return { batchSize: batch, inputs: byTensor(inputs), outputs: byTensor(outputs) };
   }
 
   /**
@@ -352,10 +507,11 @@ export class ExecutionContext implements Disposable {
         "execute() expects an object of input arrays by binding name",
       );
     }
-    const ins = this.engine.bindings.filter((b) => b.isInput);
-    const known = ins.map((b) => `"${b.name}"`).join(", ");
+    const ins = this.#ins;
+    const names = () => ins.map((b) => `"${b.name}"`).join(", ");
     for (const name of Object.keys(inputs)) {
       if (!ins.some((b) => b.name === name)) {
+        const known = names();
         throw new KilnError(
           "INVALID_ARGUMENT",
           `"${name}" is not an input binding (inputs: ${known})`,
@@ -370,9 +526,11 @@ export class ExecutionContext implements Disposable {
     for (const b of ins) {
       const data = inputs[b.name];
       if (data === undefined) {
-        throw new KilnError("INVALID_ARGUMENT", `input "${b.name}" is missing (inputs: ${known})`, {
-          tensor: b.name,
-        });
+        throw new KilnError(
+          "INVALID_ARGUMENT",
+          `input "${b.name}" is missing (inputs: ${names()})`,
+          { tensor: b.name },
+        );
       }
       if (!ArrayBuffer.isView(data) || data instanceof DataView) {
         throw new KilnError("INVALID_ARGUMENT", `input "${b.name}" must be a typed array`, {
@@ -430,7 +588,7 @@ export class ExecutionContext implements Disposable {
       );
     }
     const byTensor = new Map<number, HostArray>();
-    for (const b of ins) byTensor.set(this.#tensorOf.get(b.name)!, inputs[b.name]);
+    for (let i = 0; i < ins.length; i++) byTensor.set(this.#inTensors[i], inputs[ins[i].name]);
     return { batch, byTensor };
   }
 

@@ -12,6 +12,7 @@ import type {
   LoopRequest,
   LoopResult,
 } from "../backend.ts";
+import type { EnqueuedRun, EnqueueRequest } from "../backend.ts";
 import type { HostTensor } from "./_kernel.ts";
 import { isNoOpLayer, itemElements } from "../../plan/views.ts";
 import { CPU_KERNELS } from "./mod.ts";
@@ -102,6 +103,22 @@ class CpuContext implements BackendContext {
     const outputs = new Map<number, HostArray>();
     for (const t of req.outputs) outputs.set(t, buffers[t].slice());
     return Promise.resolve({ outputs, layerMs });
+  }
+
+  /** Runs before returning (nothing to overlap on the CPU): the returned run is already done. */
+  enqueue(req: EnqueueRequest): EnqueuedRun {
+    const all = [...req.inputs.values(), ...req.outputs.values()];
+    if (all.some((v) => !ArrayBuffer.isView(v))) {
+      throw new KilnError(
+        "INVALID_ARGUMENT",
+        "enqueue: the CPU backend takes host arrays, not device addresses",
+      );
+    }
+    const buffers = this.#buffers(req.batchSize);
+    for (const [i, data] of req.inputs) buffers[i].set(data as never);
+    this.#runLayers(buffers, req.batchSize, false);
+    for (const [t, out] of req.outputs) (out as HostArray).set(buffers[t] as never);
+    return { synchronize() {}, done: () => Promise.resolve() };
   }
 
   /**

@@ -31,6 +31,9 @@ import type {
   Backend,
   BackendContext,
   BackendEngine,
+  DeviceAddress,
+  EnqueuedRun,
+  EnqueueRequest,
   ExecuteRequest,
   ExecuteResult,
   LoadedPlan,
@@ -185,6 +188,8 @@ export class CudaContext implements BackendContext {
   /** Bytes of error words, and their offset in staging (after align(workspace) on the device). */
   #errorBytes = 0;
   #errorStaging = 0;
+  /** The stream of the last enqueued run, until it is waited for. */
+  #enqueuedOn: Stream | undefined;
   /** Executes run one after another on this context's stream. */
   #tail: Promise<unknown> = Promise.resolve();
   #pending = 0;
@@ -246,6 +251,8 @@ export class CudaContext implements BackendContext {
         new KilnError("INVALID_ARGUMENT", "the execution context has been disposed"),
       );
     }
+    // An enqueued run on another stream uses the same activations: it finishes first.
+    if (this.#enqueuedOn && this.#enqueuedOn !== this.#stream) this.#enqueuedOn.synchronize();
     // The common case, a short run with nothing pending, completes right here: no thread hop,
     // no promise chain (execute() overhead is counted in microseconds).
     if (this.#pending === 0 && !this.#isLong(req.batchSize)) {
@@ -265,6 +272,79 @@ export class CudaContext implements BackendContext {
     });
     this.#tail = done.catch(() => {});
     return done;
+  }
+
+  /**
+   * One run on the caller's memory (runtime/engine.ts documents the contract): input copies,
+   * the graph of the layers alone, output copies, all enqueued on `req.stream` (or the
+   * context's), and nothing waited for. Host arrays are held by the stream until it is
+   * synchronized; an in-flight run on another stream is waited for first (they share the arena).
+   */
+  enqueue(req: EnqueueRequest): EnqueuedRun {
+    if (this.#disposed) {
+      throw new KilnError("INVALID_ARGUMENT", "the execution context has been disposed");
+    }
+    const stream = req.stream ?? this.#stream;
+    if (!(stream instanceof Stream) || stream.device !== this.#stream.device) {
+      throw new KilnError(
+        "INVALID_ARGUMENT",
+        `enqueue: stream must be an ffi Stream of cuda:${this.#stream.device}`,
+      );
+    }
+    if (this.#pending) {
+      throw new KilnError(
+        "INVALID_ARGUMENT",
+        "enqueue: execute() runs of this context are still pending; await them first",
+      );
+    }
+    if (this.#enqueuedOn && this.#enqueuedOn !== stream) this.#enqueuedOn.synchronize();
+    const batch = req.batchSize;
+    let graph = this.#kernelGraphs.get(batch);
+    if (!graph) {
+      graph = this.#capture(batch, false);
+      this.#kernelGraphs.set(batch, graph);
+    }
+    const arena = this.#arena, errors = align(this.#engine.workspaceBytes);
+    const bytes = (s: BindingSlot) => s.bytesPerItem * (s.batched ? batch : 1);
+    // The engine checked every host array's size against the binding and batch.
+    const copy = (s: BindingSlot, v: HostArray | DeviceAddress, toDevice: boolean) => {
+      let other = (v as DeviceAddress).device;
+      if (ArrayBuffer.isView(v)) {
+        stream.hold(v);
+        other = Deno.UnsafePointer.of(v);
+      }
+      if (toDevice) stream.copyAsync(arena.at(s.arena), other, bytes(s));
+      else stream.copyAsync(other, arena.at(s.arena), bytes(s));
+    };
+    if (this.#errorBytes) stream.memsetAsync(this.#workspace.at(errors), 0, this.#errorBytes);
+    for (const s of this.#inputs) copy(s, req.inputs.get(s.tensor)!, true);
+    graph.launch(stream);
+    for (const s of this.#outputs) {
+      const out = req.outputs.get(s.tensor);
+      if (out) copy(s, out, false);
+    }
+    if (this.#errorBytes) {
+      stream.copyAsync(
+        this.#staging.at(this.#errorStaging),
+        this.#workspace.at(errors),
+        this.#errorBytes,
+      );
+    }
+    this.#enqueuedOn = stream;
+    const finish = () => {
+      if (this.#enqueuedOn === stream) this.#enqueuedOn = undefined;
+      if (this.#errorBytes) this.#checkErrors(batch);
+    };
+    return {
+      synchronize: () => {
+        stream.synchronize();
+        finish();
+      },
+      done: async () => {
+        await stream.synchronizeAsync();
+        finish();
+      },
+    };
   }
 
   #isLong(batch: number): boolean {
@@ -449,9 +529,7 @@ export class CudaContext implements BackendContext {
         outputs: layer.outputs.map(tensor),
         weights: w,
         workspace,
-        error: slots.has(i)
-          ? this.#workspace.at(errors + ERROR_WORD_BYTES * slots.get(i)!)
-          : null,
+        error: slots.has(i) ? this.#workspace.at(errors + ERROR_WORD_BYTES * slots.get(i)!) : null,
       });
     });
     if (profile) this.#events[m.layers.length].record(stream);
@@ -479,6 +557,7 @@ export class CudaContext implements BackendContext {
 
   #release(): void {
     try {
+      this.#enqueuedOn?.synchronize();
       this.#stream.synchronize();
     } finally {
       for (const g of [...this.#graphs.values(), ...this.#kernelGraphs.values()]) {

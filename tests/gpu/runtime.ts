@@ -14,6 +14,7 @@ import { createCudaBackend } from "../../runtime/cuda/mod.ts";
 import { deserializeEngine, Engine } from "../../runtime/engine.ts";
 import { randomArray, rng } from "../_util.ts";
 import { type GpuTest, maxRelativeError, quiet } from "./_harness.ts";
+import { enqueueTests } from "./runtime_enqueue.ts";
 
 const MiB = 1 << 20;
 
@@ -217,5 +218,6 @@ export function runtimeTests(): GpuTest[] {
         assert.equal(counting.executes, 1);
       },
     },
+    ...enqueueTests(),
   ];
 }
