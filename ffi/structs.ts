@@ -344,6 +344,56 @@ export const RAGGED_SOFTMAX_PARAMS = new StructLayout(24, "kiln_ragged_softmax_p
   ["reserved", "i32"],
 ]);
 
+/** KILN_MLP_MAX_STAGES, KILN_FUSED_MAX_STEPS, KILN_FUSED_MAX_OPERANDS (kiln.h). */
+export const MLP_MAX_STAGES = 8;
+export const FUSED_MAX_STEPS = 16;
+export const FUSED_MAX_OPERANDS = 8;
+
+/** Fields `name0` ... `name<n-1>`: a C array of pointers or floats, one element per field. */
+function elements<P extends string, T extends "ptr" | "f32">(
+  name: P,
+  n: number,
+  type: T,
+): [`${P}${number}`, T][] {
+  return Array.from({ length: n }, (_, i) => [`${name}${i}` as `${P}${number}`, type]);
+}
+
+export const FUSED_MLP_PARAMS = new StructLayout(30, "kiln_fused_mlp_params", [
+  ["x", "ptr"],
+  ["y", "ptr"],
+  ["workspace", "ptr"],
+  ["workspace_bytes", "i64"],
+  ...elements("w", MLP_MAX_STAGES, "ptr"),
+  ...elements("bias", MLP_MAX_STAGES, "ptr"),
+  ["m", "i32"],
+  ["k", "i32"],
+  ["stages", "i32"],
+  ["reserved", "i32"],
+  ["n", `i32[${MLP_MAX_STAGES}]`],
+  ["act", `i32[${MLP_MAX_STAGES}]`],
+  ...elements("alpha", MLP_MAX_STAGES, "f32"),
+  ...elements("beta", MLP_MAX_STAGES, "f32"),
+]);
+
+/** KILN_FUSED_STEP_* by FusedElementwise step (binary reversed: operand op value). */
+export const FUSED_STEP_CODE = { unary: 0, activation: 1, binary: 2, binary_reversed: 3 } as const;
+
+export const FUSED_ELEMENTWISE_PARAMS = new StructLayout(31, "kiln_fused_elementwise_params", [
+  ["x", "ptr"],
+  ["y", "ptr"],
+  ["count", "i64"],
+  ...elements("operand", FUSED_MAX_OPERANDS, "ptr"),
+  ["operand_inner", `i64[${FUSED_MAX_OPERANDS}]`],
+  ["operand_count", `i64[${FUSED_MAX_OPERANDS}]`],
+  ["steps", "i32"],
+  ["operands", "i32"],
+  ["step_kind", `i32[${FUSED_MAX_STEPS}]`],
+  ["step_fn", `i32[${FUSED_MAX_STEPS}]`],
+  ["step_operand", `i32[${FUSED_MAX_STEPS}]`],
+  ...elements("alpha", FUSED_MAX_STEPS, "f32"),
+  ...elements("beta", FUSED_MAX_STEPS, "f32"),
+]);
+
 /** Every struct the ABI declares, checked at load time. */
 export const ALL_STRUCTS: readonly StructLayout[] = [
   DEVICE_PROPS,
@@ -364,4 +414,6 @@ export const ALL_STRUCTS: readonly StructLayout[] = [
   TOPK_PARAMS,
   DECONVOLUTION_PARAMS,
   RAGGED_SOFTMAX_PARAMS,
+  FUSED_MLP_PARAMS,
+  FUSED_ELEMENTWISE_PARAMS,
 ];

@@ -185,6 +185,10 @@ export const SYMBOLS = {
     parameters: ["buffer", "i32", "u64", "i32", "buffer", "buffer", "buffer"],
     result: status,
   },
+  /** kiln_status kiln_launch_fused_mlp(const kiln_fused_mlp_params* p, kiln_stream stream) */
+  kiln_launch_fused_mlp: { parameters: ["buffer", "pointer"], result: status },
+  /** kiln_status kiln_launch_fused_elementwise(const kiln_fused_elementwise_params* p, kiln_stream s) */
+  kiln_launch_fused_elementwise: { parameters: ["buffer", "pointer"], result: status },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 export type KilnSymbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];

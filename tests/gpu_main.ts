@@ -9,6 +9,7 @@ import { buildNative, findNvcc } from "../cuda/build.ts";
 import { deviceCount, loadLibrary } from "../ffi/mod.ts";
 import type { GpuTest } from "./gpu/_harness.ts";
 import { exampleTests, Skip } from "./gpu/examples.ts";
+import { fusionTests } from "./gpu/fusion.ts";
 import { opTests } from "./gpu/ops.ts";
 import { passTests } from "./gpu/passes.ts";
 import { runtimeTests } from "./gpu/runtime.ts";
@@ -30,6 +31,7 @@ const tests: GpuTest[] = [...runtimeTests(), ...opTests(), ...exampleTests()]
   .filter((t) => !filter || t.name.includes(filter));
 tests.push(...passTests().filter((t) => !filter || t.name.includes(filter)));
 tests.push(...tuneTests().filter((t) => !filter || t.name.includes(filter)));
+tests.push(...fusionTests().filter((t) => !filter || t.name.includes(filter)));
 
 let passed = 0, failed = 0, skipped = 0;
 const t0 = performance.now();

@@ -475,6 +475,62 @@ typedef struct kiln_ragged_softmax_params {
   int32_t reserved;
 } kiln_ragged_softmax_params;
 
+/*
+ * FusedMlp: y = stage_{stages-1}(... stage_0(x)), stage_i(v) = act_i(v[m×k_i] · w_i[n_i×k_i]ᵀ +
+ * bias_i[n_i]) with k_0 = k and k_i = n_{i-1}; bias_i may be NULL. m ≤ 8 rows on sm_90 run as
+ * one kernel (one thread-block cluster, activations in distributed shared memory); otherwise one
+ * GEMM per stage with the intermediates in `workspace`: 2 × (m · widest hidden n · 4 bytes,
+ * rounded up to 256), then the rest as split-K scratch (kiln_gemm_workspace_bytes).
+ */
+#define KILN_MLP_MAX_STAGES 8
+enum { KILN_STRUCT_FUSED_MLP = 30, KILN_STRUCT_FUSED_ELEMENTWISE = 31 };
+typedef struct kiln_fused_mlp_params {
+  const float* x;
+  float* y;
+  void* workspace;
+  int64_t workspace_bytes;
+  const float* w[KILN_MLP_MAX_STAGES];
+  const float* bias[KILN_MLP_MAX_STAGES];
+  int32_t m;
+  int32_t k;
+  int32_t stages;
+  int32_t reserved;
+  int32_t n[KILN_MLP_MAX_STAGES];
+  int32_t act[KILN_MLP_MAX_STAGES];
+  float alpha[KILN_MLP_MAX_STAGES];
+  float beta[KILN_MLP_MAX_STAGES];
+} kiln_fused_mlp_params;
+
+/*
+ * FusedElementwise: for each of the `count` elements, v = x[i], then each step in turn:
+ * UNARY v = fn(v) (KILN_UNARY_*, float), ACTIVATION v = act(v) (KILN_ACT_*, alpha, beta),
+ * BINARY v = v fn o, BINARY_REVERSED v = o fn v (KILN_EW_*), where o = operand[j][(i /
+ * operand_inner[j]) % operand_count[j]] for j = step_operand; then y[i] = v.
+ */
+#define KILN_FUSED_MAX_STEPS 16
+#define KILN_FUSED_MAX_OPERANDS 8
+enum {
+  KILN_FUSED_STEP_UNARY = 0,
+  KILN_FUSED_STEP_ACTIVATION = 1,
+  KILN_FUSED_STEP_BINARY = 2,
+  KILN_FUSED_STEP_BINARY_REVERSED = 3
+};
+typedef struct kiln_fused_elementwise_params {
+  const float* x;
+  float* y;
+  int64_t count;
+  const float* operand[KILN_FUSED_MAX_OPERANDS];
+  int64_t operand_inner[KILN_FUSED_MAX_OPERANDS];
+  int64_t operand_count[KILN_FUSED_MAX_OPERANDS];
+  int32_t steps;
+  int32_t operands;
+  int32_t step_kind[KILN_FUSED_MAX_STEPS];
+  int32_t step_fn[KILN_FUSED_MAX_STEPS];
+  int32_t step_operand[KILN_FUSED_MAX_STEPS];
+  float alpha[KILN_FUSED_MAX_STEPS];
+  float beta[KILN_FUSED_MAX_STEPS];
+} kiln_fused_elementwise_params;
+
 /* ---- Self-description ---- */
 KILN_API int32_t kiln_abi_version(void);
 /* This thread's last error message ("" when none). Valid until this thread's next kiln_ call. */
@@ -549,6 +605,8 @@ KILN_API kiln_status kiln_launch_copy(const kiln_copy_params* p, kiln_stream str
 KILN_API kiln_status kiln_launch_unary(const kiln_unary_params* p, kiln_stream stream);
 KILN_API kiln_status kiln_launch_reduce(const kiln_reduce_params* p, kiln_stream stream);
 KILN_API kiln_status kiln_launch_lrn(const kiln_lrn_params* p, kiln_stream stream);
+KILN_API kiln_status kiln_launch_fused_mlp(const kiln_fused_mlp_params* p, kiln_stream stream);
+KILN_API kiln_status kiln_launch_fused_elementwise(const kiln_fused_elementwise_params* p, kiln_stream stream);
 KILN_API kiln_status kiln_launch_matrix_multiply(const kiln_matrix_multiply_params* p, kiln_stream stream);
 KILN_API kiln_status kiln_launch_gather(const kiln_gather_params* p, kiln_stream stream);
 KILN_API kiln_status kiln_launch_topk(const kiln_topk_params* p, kiln_stream stream);

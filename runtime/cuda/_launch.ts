@@ -35,6 +35,11 @@ export interface LaunchArgs {
 export interface CudaKernel {
   /** Whether launches take the context's workspace (split-K GEMMs). */
   usesWorkspace?: boolean;
+  /**
+   * Workspace bytes the layer's launches need at the plan's largest batch, when more than the
+   * GEMM split-K scratch (`gemmBytes`): kernels keeping intermediates there (FusedMlp).
+   */
+  workspaceBytes?(layer: ManifestLayer, manifest: Manifest, gemmBytes: number): number;
   /** Why this layer cannot run on the GPU (checked once at load), or undefined. */
   unsupported?(layer: ManifestLayer, manifest?: Manifest): string | undefined;
   /** Enqueues the layer on `args.stream`. */

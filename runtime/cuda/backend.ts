@@ -142,6 +142,14 @@ export class CudaEngine implements BackendEngine {
         tacticWorkspaceBytes(plan.manifest.layers),
       )
       : 0;
+    // Kernels that keep intermediates in the workspace may need more (FusedMlp's GEMM path).
+    for (const l of plan.manifest.layers) {
+      const more = CUDA_KERNELS[l.kind]?.workspaceBytes;
+      if (more) {
+        const gemm = gemmWorkspaceBytes(backend.lib, backend.ordinal);
+        this.workspaceBytes = Math.max(this.workspaceBytes, more(l, plan.manifest, gemm));
+      }
+    }
     const w = plan.weightSection;
     this.#weights = DeviceBuffer.alloc(backend.lib, backend.ordinal, w.byteLength);
     this.#weights.upload(w);

@@ -37,6 +37,7 @@ import { type ReduceAttrs, reduceAxes } from "../../dsl/layers/reduce.ts";
 import type { UnaryAttrs } from "../../dsl/layers/unary.ts";
 import { type CudaKernel, float32Weights, launch, type LaunchTensor } from "./_launch.ts";
 import { concatenation, constant, padding, shuffle } from "./_movement.ts";
+import { fusedElementwise, fusedMlp } from "./_fused.ts";
 import { withTactics } from "./tactics.ts";
 import { deconvolution, matrixMultiply } from "./_linear_algebra.ts";
 import { plugin } from "./_plugin.ts";
@@ -380,6 +381,8 @@ export const CUDA_KERNELS: Record<string, CudaKernel> = {
   Deconvolution: deconvolution,
   ElementWise: elementwise,
   FullyConnected: withTactics(fullyConnected, "FullyConnected"),
+  FusedElementwise: fusedElementwise,
+  FusedMlp: fusedMlp,
   Gather: gather,
   Identity: identity,
   LRN: lrn,

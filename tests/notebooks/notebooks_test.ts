@@ -298,8 +298,8 @@ Deno.test(
     assert.deepEqual(captions, Array.from({ length: 10 }, (_, d) => [`${d}`, `${d}`]));
     assert.equal(
       (profile.data[0].y as string[]).length,
-      3,
-      "three fused FullyConnected+sigmoid bars",
+      1,
+      "one bar: fuseMlp runs the three FullyConnected+sigmoid layers as one FusedMlp layer",
     );
     summary.push(`mlp.ipynb: ${x.seconds.toFixed(1)} s, predictions ${DIGITS}`);
   },
