@@ -22,7 +22,10 @@ build
   --batch=N             batch size, also the engine's maxBatchSize (default 1)
   --device=D            auto | cpu | cuda | cuda:N (default auto)
   --workspace=MB        workspace size in MiB (default 64)
-  --fp16, --int8        allow reduced precision (--calib=FILE: INT8 calibration cache)
+  --fp16, --int8        let layers run in FP16 / INT8 (each layer takes its fastest allowed one)
+  --calib=FILE          INT8 scales from a calibration cache (Kiln's or TensorRT's)
+  --ranges=FILE         INT8 ranges from a name:value file (sampleINT8API's format)
+                        (--int8 with neither: scales calibrated on random inputs, timing only)
   --engine=FILE         save the built plan to FILE
 run
   --iterations=N        timed iterations (default 10)
@@ -136,6 +139,72 @@ function randomInput(b: kiln.Binding, batch: number, seed: number): kiln.HostArr
   return Float32Array.from({ length: n }, () => next() * 2 - 1 || 0.5);
 }
 
+/**
+ * Where --int8 takes its scales: a calibration cache (a calibrator with no batches), a ranges file
+ * (set on the tensors; no calibrator), or, like trtexec, random inputs — fine for timing only.
+ */
+async function int8Scales(
+  network: kiln.Network,
+  o: { calib?: string; ranges?: string },
+  logger: kiln.Logger,
+): Promise<kiln.Int8Calibrator | undefined> {
+  if (o.ranges) {
+    const r = kiln.applyDynamicRanges(network, kiln.readDynamicRanges(o.ranges));
+    if (r.unknown.length) {
+      logger.warning(`${o.ranges}: ${r.unknown.length} names are not tensors of the network`);
+    }
+    logger.info(`${o.ranges}: ranges set on ${r.applied.length} tensors`);
+    return undefined;
+  }
+  if (o.calib) {
+    let bytes: Uint8Array;
+    try {
+      bytes = await Deno.readFile(o.calib);
+    } catch (e) {
+      throw new kiln.KilnError("IO_ERROR", `cannot read ${o.calib}: ${(e as Error).message}`, {
+        file: o.calib,
+        cause: e,
+      });
+    }
+    const { algorithm } = kiln.parseCalibrationCache(bytes, o.calib);
+    if (!["entropy2", "minmax", "percentile", "legacy"].includes(algorithm)) {
+      throw new kiln.KilnError(
+        "UNSUPPORTED",
+        `${o.calib} was written by the ${algorithm} calibrator, which Kiln does not implement`,
+        { file: o.calib },
+      );
+    }
+    return {
+      batchSize: 1,
+      algorithm: algorithm as kiln.Int8Calibrator["algorithm"],
+      cachePath: o.calib,
+      getBatch: () => null,
+      readCache: () => bytes,
+    } as kiln.Int8Calibrator;
+  }
+  logger.warning(
+    "--int8 without --calib or --ranges: scales calibrated on random inputs (timing only; " +
+      "the outputs mean nothing)",
+  );
+  // Eight items per input; an input without the symbolic batch is one item per batch.
+  const count = 8;
+  const arrays: Record<string, Float32Array> = {};
+  let seed = 101, batched = true;
+  for (const t of network.inputs) {
+    batched &&= t.dims[0] === "N";
+    const b = { name: t.name, shape: t.dims, dtype: t.dtype, isInput: true } as kiln.Binding;
+    const item = volume(b, 1);
+    const values = new Float32Array(item * count);
+    for (let i = 0; i < count; i++) {
+      values.set(randomInput(b, 1, seed++) as Float32Array, i * item);
+    }
+    arrays[t.name] = values;
+  }
+  return new kiln.EntropyCalibrator2(
+    new kiln.ArrayBatchStream(arrays, { batchSize: batched ? 4 : 1, count }),
+  );
+}
+
 export async function kilnexec(
   args: string[],
   out: (line: string) => void = console.log,
@@ -158,6 +227,7 @@ export async function kilnexec(
         fp16: { type: "boolean" },
         int8: { type: "boolean" },
         calib: { type: "string" },
+        ranges: { type: "string" },
         engine: { type: "string" },
         iterations: { type: "string" },
         avgRuns: { type: "string" },
@@ -187,11 +257,10 @@ export async function kilnexec(
   const workspaceMiB = int(o.workspace, "workspace", 64);
   const device = (o.device ?? "auto") as kiln.DeviceSpec;
   const logger = new kiln.Logger(o.verbose ? "verbose" : "warning");
-  if (o.fp16 || o.int8 || o.calib) {
-    throw new kiln.KilnError(
-      "UNSUPPORTED",
-      "reduced precision (--fp16, --int8, --calib) is not available in this version of Kiln: engines run in FP32",
-    );
+  if ((o.calib || o.ranges) && !o.int8) throw new UsageError("--calib and --ranges go with --int8");
+  if (o.calib && o.ranges) throw new UsageError("give --calib or --ranges, not both");
+  if (o.loadEngine && (o.fp16 || o.int8)) {
+    throw new UsageError("--fp16/--int8 choose precisions at build time, not with --loadEngine");
   }
 
   let engine: kiln.Engine;
@@ -242,6 +311,9 @@ export async function kilnexec(
       device,
       workspaceBytes: workspaceMiB << 20,
       logger,
+      fp16: o.fp16,
+      int8: o.int8,
+      calibrator: o.int8 ? await int8Scales(network, o, logger) : undefined,
     });
     bar.finish("built");
     out(

@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { kilnexec } from "../../cli/kilnexec.ts";
+import * as kiln from "../../mod.ts";
 import { KilnError } from "../../mod.ts";
 import { evaluate } from "../parsers/onnx/_reference.ts";
 import { assertClose, randomArray, rng } from "../_util.ts";
@@ -142,9 +143,15 @@ Deno.test("kilnexec refuses bad input with a KilnError naming the blob, tensor o
 
 Deno.test("kilnexec as a command: bad flags print the usage and exit 2", async () => {
   for (
-    const args of [["--bogus"], ["--batch=0", `--onnx=${MNIST_ONNX}`], [], [
-      "--deploy=x.prototxt",
-    ]]
+    const args of [
+      ["--bogus"],
+      ["--batch=0", `--onnx=${MNIST_ONNX}`],
+      ["--calib=x", `--onnx=${MNIST_ONNX}`],
+      [],
+      [
+        "--deploy=x.prototxt",
+      ],
+    ]
   ) {
     const r = await new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", CLI, ...args],
@@ -154,5 +161,46 @@ Deno.test("kilnexec as a command: bad flags print the usage and exit 2", async (
     const err = new TextDecoder().decode(r.stderr);
     assert.equal(r.code, 2, `${args.join(" ")}: exit ${r.code}\n${err}`);
     assert.match(err, /^usage: kilnexec/m);
+  }
+});
+
+Deno.test("kilnexec --fp16 and --int8 (--ranges, --calib, random-input scales) build and stay close to FP32", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const input = randomArray(28 * 28, rng(11), 0, 1);
+    await Deno.writeTextFile(`${dir}/x.json`, JSON.stringify(Array.from(input)));
+    const base = [`--onnx=${MNIST_ONNX}`, "--device=cpu", "--iterations=1", "--avgRuns=1"];
+    const load = `--loadInputs=Input3:${dir}/x.json`;
+    const logits = async (...extra: string[]) =>
+      (await kilnexec([...base, load, ...extra], quiet().out)).outputs
+        .Plus214_Output_0 as Float32Array;
+    const fp32 = await logits();
+    const norm = (a: Float32Array, b: Float32Array) =>
+      Math.sqrt(a.reduce((s, v, i) => s + (v - b[i]) ** 2, 0) / b.reduce((s, v) => s + v * v, 0));
+    // FP16 storage of 4 layers' activations: relative error of a few 1e-4.
+    assert.ok(norm(await logits("--fp16"), fp32) < 1e-2);
+    // Ranges: each tensor's max |x| on this input (a min-max calibration), as name:value lines.
+    const r = await kiln.parseOnnx(MNIST_ONNX);
+    const cal = await kiln.calibrate(
+      r.network,
+      new kiln.MinMaxCalibrator(
+        new kiln.ArrayBatchStream({ Input3: input }, { batchSize: 1, count: 1 }),
+      ),
+    );
+    const lines = [...cal.scales].map(([name, scale]) => `${name}:${scale * 127}`);
+    await Deno.writeTextFile(`${dir}/ranges.txt`, lines.join("\n") + "\n");
+    const int8 = await logits("--int8", `--ranges=${dir}/ranges.txt`);
+    assert.ok(norm(int8, fp32) < 0.1, `INT8 vs FP32 normwise error ${norm(int8, fp32)}`);
+    assert.notDeepEqual(int8, fp32); // INT8 really ran
+    const random = await logits("--int8");
+    assert.equal(random.length, 10);
+
+    await Deno.writeTextFile(`${dir}/bad.cache`, "KILN-1-EntropyCalibration2\nconv: zz\n");
+    await assert.rejects(
+      kilnexec([...base, "--int8", `--calib=${dir}/bad.cache`], quiet().out),
+      (e) => e instanceof KilnError && e.file === `${dir}/bad.cache` && e.line === 2,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });
