@@ -257,3 +257,6 @@ async function main() {
 }
 
 await main();
+if (!args.includes("--no-googlenet")) {
+  await (await import("./googlenet.ts")).runGoogLeNetBench(RUNS, !args.includes("--no-peers"));
+}

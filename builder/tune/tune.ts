@@ -47,9 +47,18 @@ export interface TuneReport {
 
 /** What a tactic choice depends on, as a canonical string (the timing cache's key). */
 export function layerSignature(m: Manifest, layer: ManifestLayer, o: TuneOptions): string {
+  // A view (plan/views.ts) is a channel slice of a wider tensor: its batch stride and offset
+  // change what the tactics read and write, so they are part of the problem.
   const tensor = (t: number) => {
     const d = m.tensors[t];
-    return { dims: concreteDims(d.dims, m.maxBatchSize), dtype: d.dtype };
+    const view = d.view
+      ? { parentDims: m.tensors[d.view.of].dims, channelOffset: d.view.channelOffset }
+      : undefined;
+    return {
+      dims: concreteDims(d.dims, m.maxBatchSize),
+      dtype: d.dtype,
+      ...(view ? { view } : {}),
+    };
   };
   return JSON.stringify({
     revision: TACTICS_REVISION,

@@ -23,6 +23,7 @@ import {
   tacticWorkspace,
 } from "../../ffi/mod.ts";
 import type { Manifest, ManifestLayer } from "../../plan/mod.ts";
+import { itemElements, viewByteOffset } from "../../plan/views.ts";
 import type { CudaBackend } from "./backend.ts";
 import { CUDA_KERNELS, type LaunchArgs, type LaunchTensor } from "./kernels.ts";
 import { CUDNN_ALGOS, ensureVendor, TACTIC_FAMILIES, tacticName, TILES } from "./tactics.ts";
@@ -80,8 +81,8 @@ export class CudaTacticTimer implements Disposable {
     this.#checkBatch = Math.min(batch, 2);
     let inputs = 0, outputs = 0;
     for (const l of m.layers.filter((l) => tunable(l, m))) {
-      for (const t of l.inputs) inputs = Math.max(inputs, this.#tensorBytes(t, batch));
-      for (const t of l.outputs) outputs = Math.max(outputs, this.#tensorBytes(t, batch));
+      for (const t of l.inputs) inputs = Math.max(inputs, this.#extent(t, batch));
+      for (const t of l.outputs) outputs = Math.max(outputs, this.#extent(t, batch));
     }
     const owned: Disposable[] = [];
     try {
@@ -116,18 +117,31 @@ export class CudaTacticTimer implements Disposable {
     return { name: p.name, arch: p.arch, driver: p.driverVersion, runtime: p.runtimeVersion };
   }
 
-  #tensorBytes(t: number, batch: number): number {
+  /**
+   * Bytes from a buffer's start that a tensor reaches at `batch`. A view (a channel slice of a
+   * wider tensor, plan/views.ts) is laid out as at run time: at its byte offset, one parent item
+   * per batch item, so that tactics are timed (and their workspace measured) on the real strides.
+   */
+  #extent(t: number, batch: number): number {
     const d = this.manifest.tensors[t];
-    return volume(concreteDims(d.dims, batch)) * bytesPerElement(d.dtype);
+    const size = bytesPerElement(d.dtype);
+    if (!d.view) return volume(concreteDims(d.dims, batch)) * size;
+    const parent = this.manifest.tensors[d.view.of];
+    return viewByteOffset({ ...d, view: d.view }) + batch * itemElements(parent.dims) * size;
   }
 
   #args(layer: ManifestLayer, batch: number, tactic?: string): LaunchArgs {
     const m = this.manifest;
-    const tensor = (buf: DeviceBuffer) => (t: number): LaunchTensor => ({
-      ptr: buf.at(0),
-      dims: concreteDims(m.tensors[t].dims, batch),
-      dtype: m.tensors[t].dtype,
-    });
+    // As the backend hands them over (runtime/cuda/backend.ts), views with their batch stride.
+    const tensor = (buf: DeviceBuffer) => (t: number): LaunchTensor => {
+      const d = m.tensors[t];
+      return {
+        ptr: buf.at(d.view ? viewByteOffset({ ...d, view: d.view }) : 0),
+        dims: concreteDims(d.dims, batch),
+        dtype: d.dtype,
+        batchStride: d.view ? itemElements(m.tensors[d.view.of].dims) : undefined,
+      };
+    };
     const weights: Record<string, Deno.PointerValue> = {};
     for (const [slot, ref] of Object.entries(layer.weights)) {
       weights[slot] = this.#weights.at(ref.offset);
@@ -248,7 +262,7 @@ export class CudaTacticTimer implements Disposable {
   /** Checks a tactic against the default kernel, then times it at the largest batch. */
   time(index: number, tactic: string): TacticTiming {
     const layer = this.manifest.layers[index];
-    const checkBytes = this.#tensorBytes(layer.outputs[0], this.#checkBatch);
+    const checkBytes = this.#extent(layer.outputs[0], this.#checkBatch);
     const run = (batch: number, t: string | undefined) =>
       CUDA_KERNELS[layer.kind].launch(this.#args(layer, batch, t));
     try {
@@ -318,10 +332,15 @@ export class CudaTacticTimer implements Disposable {
   }
 }
 
-/** max |a - b| over max |b|; NaN anywhere in `a` (an unwritten element) is Infinity. */
+/**
+ * max |a - b| over max |b|. Elements NaN in both are the gaps of a strided output (poisoned,
+ * written by neither); NaN in one only (an element left unwritten, or written outside the
+ * slice) is Infinity.
+ */
 function normwiseError(a: Float32Array, b: Float32Array): number {
   let worst = 0, scale = 0;
   for (let i = 0; i < b.length; i++) {
+    if (Number.isNaN(a[i]) && Number.isNaN(b[i])) continue;
     const d = Math.abs(a[i] - b[i]);
     if (!(d <= worst)) worst = Number.isNaN(d) ? Infinity : d;
     scale = Math.max(scale, Math.abs(b[i]));
