@@ -39,6 +39,11 @@
  * - `cpu(args)` receives what built-in CPU kernels receive (`CpuKernelArgs`): the layer's
  *   name, `attrs` (here: the parsed params), `weights`, and `inputs`/`outputs` as host arrays
  *   with concrete dims (batch substituted). Write every output element.
+ * - `enqueueCuda(args)` (optional) is the GPU implementation: it receives device pointers with
+ *   concrete dims, weights' device addresses, the context's `stream` (a kiln_stream) and
+ *   workspace, and must only enqueue work on that stream (the first run of each batch size is
+ *   captured into a CUDA graph): no synchronizing, allocating or reading results. Without it,
+ *   building an engine for a GPU fails, naming the layer.
  *
  * # Serialization
  *
