@@ -257,6 +257,9 @@ async function main() {
 }
 
 await main();
+if (!args.includes("--no-charrnn")) {
+  await (await import("./charrnn.ts")).runCharRnnBench(RUNS, !args.includes("--no-peers"));
+}
 if (!args.includes("--no-googlenet")) {
   await (await import("./googlenet.ts")).runGoogLeNetBench(RUNS, !args.includes("--no-peers"));
 }

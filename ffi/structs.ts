@@ -394,6 +394,40 @@ export const FUSED_ELEMENTWISE_PARAMS = new StructLayout(31, "kiln_fused_element
   ...elements("beta", FUSED_MAX_STEPS, "f32"),
 ]);
 
+/** KILN_RNN_* by RNNv2 op (dsl/layers/rnn_v2.ts). */
+export const RNN_OP_CODE = { lstm: 0, gru: 1, rnn_relu: 2, rnn_tanh: 3 } as const;
+
+export const RNN_V2_PARAMS = new StructLayout(14, "kiln_rnn_v2_params", [
+  ["x", "ptr"],
+  ["h0", "ptr"],
+  ["c0", "ptr"],
+  ["lengths", "ptr"],
+  ["y", "ptr"],
+  ["h_out", "ptr"],
+  ["c_out", "ptr"],
+  ["weights", "ptr"],
+  ["workspace", "ptr"],
+  ["workspace_bytes", "i64"],
+  ["op", "i32"],
+  ["n", "i32"],
+  ["t", "i32"],
+  ["e", "i32"],
+  ["hidden", "i32"],
+  ["layers", "i32"],
+  ["dirs", "i32"],
+  ["skip_input", "i32"],
+]);
+
+/** KILN_MAX_LOOP_COPIES; each kiln_loop_copy is {src, dst, bytes, dst_step_bytes}, 8 bytes each. */
+export const MAX_LOOP_COPIES = 64;
+
+export const LOOP_COPIES_PARAMS = new StructLayout(15, "kiln_loop_copies_params", [
+  ["copies", "ptr"],
+  ["counter", "ptr"],
+  ["count", "i32"],
+  ["reserved", "i32"],
+]);
+
 /** Every struct the ABI declares, checked at load time. */
 export const ALL_STRUCTS: readonly StructLayout[] = [
   DEVICE_PROPS,
@@ -416,4 +450,6 @@ export const ALL_STRUCTS: readonly StructLayout[] = [
   RAGGED_SOFTMAX_PARAMS,
   FUSED_MLP_PARAMS,
   FUSED_ELEMENTWISE_PARAMS,
+  RNN_V2_PARAMS,
+  LOOP_COPIES_PARAMS,
 ];

@@ -148,6 +148,7 @@ export const SYMBOLS = {
   kiln_launch_deconvolution: { parameters: ["buffer", "pointer"], result: status },
   /** kiln_status kiln_launch_ragged_softmax(const kiln_ragged_softmax_params* p, kiln_stream s) */
   kiln_launch_ragged_softmax: { parameters: ["buffer", "pointer"], result: status },
+
   // ---- Tactics (builder/tune) and the optional vendor libraries ----
   /** kiln_status kiln_vendor_load(int32_t library, const char* path) */
   kiln_vendor_load: { parameters: ["i32", "buffer"], result: status },
@@ -189,6 +190,12 @@ export const SYMBOLS = {
   kiln_launch_fused_mlp: { parameters: ["buffer", "pointer"], result: status },
   /** kiln_status kiln_launch_fused_elementwise(const kiln_fused_elementwise_params* p, kiln_stream s) */
   kiln_launch_fused_elementwise: { parameters: ["buffer", "pointer"], result: status },
+  /** kiln_status kiln_rnn_v2_workspace_bytes(const kiln_rnn_v2_params* p, uint64_t* bytes) */
+  kiln_rnn_v2_workspace_bytes: { parameters: ["buffer", "buffer"], result: status },
+  /** kiln_status kiln_launch_rnn_v2(const kiln_rnn_v2_params* p, kiln_stream stream) */
+  kiln_launch_rnn_v2: { parameters: ["buffer", "pointer"], result: status },
+  /** kiln_status kiln_launch_loop_copies(const kiln_loop_copies_params* p, kiln_stream stream) */
+  kiln_launch_loop_copies: { parameters: ["buffer", "pointer"], result: status },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 export type KilnSymbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];

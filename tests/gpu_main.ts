@@ -32,6 +32,9 @@ const tests: GpuTest[] = [...runtimeTests(), ...opTests(), ...exampleTests()]
 tests.push(...passTests().filter((t) => !filter || t.name.includes(filter)));
 tests.push(...tuneTests().filter((t) => !filter || t.name.includes(filter)));
 tests.push(...fusionTests().filter((t) => !filter || t.name.includes(filter)));
+tests.push(
+  ...(await import("./gpu/rnn.ts")).rnnTests().filter((t) => !filter || t.name.includes(filter)),
+);
 
 let passed = 0, failed = 0, skipped = 0;
 const t0 = performance.now();

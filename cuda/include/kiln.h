@@ -127,6 +127,7 @@ enum {
   KILN_STRUCT_DECONVOLUTION = 23,
   KILN_STRUCT_RAGGED_SOFTMAX = 24
 };
+enum { KILN_STRUCT_RNN_V2 = 14, KILN_STRUCT_LOOP_COPIES = 15 };
 
 typedef struct kiln_device_props {
   char name[256];
@@ -476,6 +477,59 @@ typedef struct kiln_ragged_softmax_params {
 } kiln_ragged_softmax_params;
 
 /*
+ * RNNv2 (dsl/layers/rnn_v2.ts, same semantics as runtime/cpu/rnn_v2.ts): `layers` stacked LSTM
+ * (op 0, gates input, output, forget, cell), GRU (op 1, linear before reset: update, reset,
+ * hidden), RNN relu (2) or tanh (3), dirs 1 or 2, over x [n, t, e]. h0/c0 [n, layers·dirs, hidden]
+ * or NULL (zero); lengths int32 [n] or NULL (t), clamped to [0, t]; past its length an item keeps
+ * its state and outputs zero. Outputs y [n, t, dirs·hidden], h_out and c_out (LSTM, else NULL)
+ * [n, layers·dirs, hidden]. `weights` (host memory, read during the call) holds for each
+ * pseudo-layer li = l·dirs + dir and gate g the pointers W [hidden × in_l], R [hidden × hidden],
+ * bW, bR [hidden] at ((li·gates + g)·4 + part); W is NULL at layer 0 when skip_input (e ==
+ * hidden), biases may be NULL (zero). workspace: kiln_rnn_v2_workspace_bytes bytes.
+ */
+enum { KILN_RNN_LSTM = 0, KILN_RNN_GRU = 1, KILN_RNN_RELU = 2, KILN_RNN_TANH = 3 };
+typedef struct kiln_rnn_v2_params {
+  const float* x;
+  const float* h0;
+  const float* c0;
+  const int32_t* lengths;
+  float* y;
+  float* h_out;
+  float* c_out;
+  const float* const* weights;
+  void* workspace;
+  int64_t workspace_bytes;
+  int32_t op;
+  int32_t n;
+  int32_t t;
+  int32_t e;
+  int32_t hidden;
+  int32_t layers;
+  int32_t dirs;
+  int32_t skip_input;
+} kiln_rnn_v2_params;
+
+/*
+ * The copies that end one step of a device-side loop (ExecutionContext.executeLoop): for each of
+ * the `count` entries of `copies` (host memory, read during the call), `bytes` from src to dst +
+ * step·dst_step_bytes, where step is counter[0]; then counter[0] += 1. counter: two int32 in
+ * device memory, zeroed before the loop's first step.
+ */
+typedef struct kiln_loop_copy {
+  const void* src;
+  void* dst;
+  int64_t bytes;
+  int64_t dst_step_bytes;
+} kiln_loop_copy;
+typedef struct kiln_loop_copies_params {
+  const kiln_loop_copy* copies;
+  int32_t* counter;
+  int32_t count;
+  int32_t reserved;
+} kiln_loop_copies_params;
+#define KILN_MAX_LOOP_COPIES 64
+
+/*
  * FusedMlp: y = stage_{stages-1}(... stage_0(x)), stage_i(v) = act_i(v[m×k_i] · w_i[n_i×k_i]ᵀ +
  * bias_i[n_i]) with k_0 = k and k_i = n_{i-1}; bias_i may be NULL. m ≤ 8 rows on sm_90 run as
  * one kernel (one thread-block cluster, activations in distributed shared memory); otherwise one
@@ -653,6 +707,12 @@ KILN_API kiln_status kiln_tactic_fully_connected_launch(const kiln_fully_connect
 KILN_API kiln_status kiln_tactic_cublaslt_algorithms(const kiln_fully_connected_params* p, int32_t device,
                                                  uint64_t max_workspace, int32_t max_count,
                                                  uint64_t* algos, uint64_t* workspace, int32_t* count);
+
+/* RNNv2 (kiln_rnn_v2_params above); workspace bytes for the given problem (pointers unread). */
+KILN_API kiln_status kiln_rnn_v2_workspace_bytes(const kiln_rnn_v2_params* p, uint64_t* bytes);
+KILN_API kiln_status kiln_launch_rnn_v2(const kiln_rnn_v2_params* p, kiln_stream stream);
+/* One step's feedback and collect copies of a device-side loop (kiln_loop_copies_params). */
+KILN_API kiln_status kiln_launch_loop_copies(const kiln_loop_copies_params* p, kiln_stream stream);
 
 #ifdef __cplusplus
 }

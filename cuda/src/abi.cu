@@ -275,6 +275,23 @@ const int64_t kFusedElementwise[] = {
     OFF(kiln_fused_elementwise_params, beta[15]),
 };
 
+const int64_t kRnnV2[] = {
+    OFF(kiln_rnn_v2_params, x),         OFF(kiln_rnn_v2_params, h0),
+    OFF(kiln_rnn_v2_params, c0),        OFF(kiln_rnn_v2_params, lengths),
+    OFF(kiln_rnn_v2_params, y),         OFF(kiln_rnn_v2_params, h_out),
+    OFF(kiln_rnn_v2_params, c_out),     OFF(kiln_rnn_v2_params, weights),
+    OFF(kiln_rnn_v2_params, workspace), OFF(kiln_rnn_v2_params, workspace_bytes),
+    OFF(kiln_rnn_v2_params, op),        OFF(kiln_rnn_v2_params, n),
+    OFF(kiln_rnn_v2_params, t),         OFF(kiln_rnn_v2_params, e),
+    OFF(kiln_rnn_v2_params, hidden),    OFF(kiln_rnn_v2_params, layers),
+    OFF(kiln_rnn_v2_params, dirs),      OFF(kiln_rnn_v2_params, skip_input),
+};
+
+const int64_t kLoopCopies[] = {
+    OFF(kiln_loop_copies_params, copies), OFF(kiln_loop_copies_params, counter),
+    OFF(kiln_loop_copies_params, count),  OFF(kiln_loop_copies_params, reserved),
+};
+
 #undef OFF
 
 struct Layout {
@@ -300,6 +317,8 @@ const Layout kLayouts[] = {
     LAYOUT(KILN_STRUCT_UNARY, kiln_unary_params, kUnary),
     LAYOUT(KILN_STRUCT_REDUCE, kiln_reduce_params, kReduce),
     LAYOUT(KILN_STRUCT_LRN, kiln_lrn_params, kLrn),
+    LAYOUT(KILN_STRUCT_RNN_V2, kiln_rnn_v2_params, kRnnV2),
+    LAYOUT(KILN_STRUCT_LOOP_COPIES, kiln_loop_copies_params, kLoopCopies),
     LAYOUT(KILN_STRUCT_MATRIX_MULTIPLY, kiln_matrix_multiply_params, kMatrixMultiply),
     LAYOUT(KILN_STRUCT_GATHER, kiln_gather_params, kGather),
     LAYOUT(KILN_STRUCT_TOPK, kiln_topk_params, kTopk),

@@ -37,8 +37,11 @@ import type {
   ExecuteRequest,
   ExecuteResult,
   LoadedPlan,
+  LoopRequest,
+  LoopResult,
 } from "../backend.ts";
 import { CUDA_KERNELS, type LaunchTensor } from "./kernels.ts";
+import { DeviceLoop, loopByExecute } from "./_loop.ts";
 import { stridedTactics, tacticWorkspaceBytes } from "./tactics.ts";
 
 /** Bytes of one layer's error word: [1 + failing element, its value] (kiln.h). */
@@ -202,6 +205,8 @@ export class CudaContext implements BackendContext {
   #tail: Promise<unknown> = Promise.resolve();
   #pending = 0;
   #disposed = false;
+  /** Graphs and buffers of executeLoop (runtime/cuda/_loop.ts), made on first use. */
+  #loop: DeviceLoop | undefined;
 
   constructor(engine: CudaEngine) {
     this.#engine = engine;
@@ -276,6 +281,63 @@ export class CudaContext implements BackendContext {
     this.#pending++;
     const run = this.#pending === 1 ? this.#run(req) : this.#tail.then(() => this.#run(req));
     const done = run.finally(() => {
+      if (--this.#pending === 0 && this.#disposed) this.#release();
+    });
+    this.#tail = done.catch(() => {});
+    return done;
+  }
+
+  /** n steps on the device, one synchronization at the end (runtime/cuda/_loop.ts). */
+  executeLoop(req: LoopRequest): Promise<LoopResult> {
+    if (this.#disposed) {
+      return Promise.reject(
+        new KilnError("INVALID_ARGUMENT", "the execution context has been disposed"),
+      );
+    }
+    const run = (): Promise<LoopResult> => {
+      if (req.profile) {
+        return loopByExecute(
+          (inputs) =>
+            this.#run({
+              ...req,
+              inputs,
+              outputs: [...req.collect, ...req.feedback.map(([o]) => o)],
+            }),
+          req,
+        );
+      }
+      this.#loop ??= new DeviceLoop(this.#lib, this.#stream);
+      const errors = align(this.#engine.workspaceBytes);
+      return this.#loop.run(req, {
+        manifest: this.#manifest,
+        tensorAt: (t) => this.#arena.at(this.#engine.arena.offsets[t]),
+        uploadInputs: (inputs, batch) => {
+          for (const s of this.#inputs) {
+            const data = inputs.get(s.tensor);
+            if (!data) throw new KilnError("INTERNAL", `no data for input tensor ${s.tensor}`);
+            const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+            this.#staging.bytes.set(bytes, s.staging);
+            const n = s.bytesPerItem * (s.batched ? batch : 1);
+            this.#stream.copyAsync(this.#arena.at(s.arena), this.#staging.at(s.staging), n);
+          }
+        },
+        enqueueLayers: (batch) => void this.#enqueue(batch, false, false),
+        clearErrors: () => {
+          if (this.#errorBytes) {
+            this.#stream.memsetAsync(this.#workspace.at(errors), 0, this.#errorBytes);
+          }
+        },
+        checkErrors: (batch) => {
+          if (!this.#errorBytes) return;
+          const at = this.#staging.at(this.#errorStaging);
+          this.#stream.copyAsync(at, this.#workspace.at(errors), this.#errorBytes);
+          this.#stream.synchronize();
+          this.#checkErrors(batch);
+        },
+      });
+    };
+    this.#pending++;
+    const done = this.#tail.then(run).finally(() => {
       if (--this.#pending === 0 && this.#disposed) this.#release();
     });
     this.#tail = done.catch(() => {});
@@ -575,6 +637,7 @@ export class CudaContext implements BackendContext {
       this.#kernelGraphs.clear();
       for (const e of this.#events) e[Symbol.dispose]();
       this.#events = [];
+      this.#loop?.[Symbol.dispose]();
       this.#gate?.[Symbol.dispose]();
       this.#stream[Symbol.dispose]();
       this.#arena[Symbol.dispose]();

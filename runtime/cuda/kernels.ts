@@ -42,6 +42,7 @@ import { withTactics } from "./tactics.ts";
 import { deconvolution, matrixMultiply } from "./_linear_algebra.ts";
 import { plugin } from "./_plugin.ts";
 import { gather, raggedSoftmax, topk } from "./_selection.ts";
+import { rnnV2 } from "./_rnn.ts";
 
 export type { CudaKernel, LaunchArgs, LaunchTensor } from "./_launch.ts";
 
@@ -392,6 +393,7 @@ export const CUDA_KERNELS: Record<string, CudaKernel> = {
   Pooling: pooling,
   RaggedSoftMax: raggedSoftmax,
   Reduce: reduce,
+  RNNv2: rnnV2,
   Scale: scale,
   Shuffle: shuffle,
   SoftMax: softmax,

@@ -11,6 +11,7 @@ import type { Network } from "../../dsl/network.ts";
 import { randomArray } from "../_util.ts";
 import type { HostArray } from "../../dsl/ir/dtype.ts";
 import { MORE_OP_CASES } from "./op_cases_more_kinds.ts";
+import { RNN_CASES } from "./rnn_cases.ts";
 
 export interface OpCase {
   name: string;
@@ -537,4 +538,5 @@ export const OP_CASES: Record<string, OpCase[]> = {
     },
   ],
   ...MORE_OP_CASES,
+  RNNv2: RNN_CASES,
 };
