@@ -338,7 +338,16 @@ extern "C" KILN_API kiln_status kiln_tactic_convolution_launch(const kiln_convol
   if (kind == KILN_TACTIC_DEFAULT) return kiln_launch_convolution(p, stream);
   KILN_LAUNCH_PROLOGUE(p, stream, where);
   KILN_TRY(validate(p, where));
-  if (kind == KILN_TACTIC_CUDNN) return kiln::cudnn_convolution(p, variant, stream);
+  if (kind == KILN_TACTIC_CUDNN) {
+    // The algorithm was timed at maxBatchSize; a batch for which it does not apply or needs more
+    // workspace than the context holds runs the built-in kernel instead of failing.
+    uint64_t vendor_need = 0;
+    if (kiln::cudnn_convolution_workspace(p, variant, stream->device, &vendor_need) != KILN_OK ||
+        (vendor_need > 0 && (!p->workspace || (uint64_t)p->workspace_bytes < vendor_need))) {
+      return kiln_launch_convolution(p, stream);
+    }
+    return kiln::cudnn_convolution(p, variant, stream);
+  }
   int k_chunk;
   uint64_t need;
   KILN_TRY(plan_tactic(p, kind, variant, splits, &k_chunk, &need, where));

@@ -104,7 +104,16 @@ extern "C" KILN_API kiln_status kiln_tactic_fully_connected_launch(
   if (kind == KILN_TACTIC_DEFAULT) return kiln_launch_fully_connected(p, stream);
   KILN_LAUNCH_PROLOGUE(p, stream, where);
   KILN_TRY(validate(p, where));
-  if (kind == KILN_TACTIC_CUBLASLT) return kiln::cublaslt_fc(p, algo, stream);
+  if (kind == KILN_TACTIC_CUBLASLT) {
+    // The algorithm was chosen at maxBatchSize; cuBLASLt may refuse it at another batch (status
+    // 15, NOT_SUPPORTED) or want more workspace: such a batch runs the built-in kernel instead.
+    uint64_t vendor_need = 0;
+    if (kiln::cublaslt_fc_workspace(p, algo, stream->device, &vendor_need) != KILN_OK ||
+        (vendor_need > 0 && (!p->workspace || (uint64_t)p->workspace_bytes < vendor_need))) {
+      return kiln_launch_fully_connected(p, stream);
+    }
+    return kiln::cublaslt_fc(p, algo, stream);
+  }
   int k_chunk;
   uint64_t need;
   KILN_TRY(plan_tactic(p, kind, variant, splits, &k_chunk, &need, where));
