@@ -12,6 +12,7 @@ import { type DeviceSpec, selectBackend } from "../runtime/device.ts";
 import { Engine } from "../runtime/engine.ts";
 import { Logger } from "../runtime/logger.ts";
 import { planMemory } from "./memory.ts";
+import { assignAliases } from "./aliases.ts";
 import { cloneNetwork } from "./_clone.ts";
 import { runPasses } from "./pass.ts";
 import { PASSES } from "./passes/mod.ts";
@@ -103,6 +104,7 @@ export async function buildEngine(
   for (const d of dropUnusableViews(graph)) logger.info(`views: ${d}`);
   const { manifest, weights } = layoutPlan(order, graph, maxBatchSize, workspaceBytes);
   if (precision) recordPrecisions(manifest, graph, precision);
+  for (const a of assignAliases(manifest)) logger.info(`aliases: ${a}`);
   manifest.build.passes = passes.map((p) => ({
     name: p.pass,
     layersBefore: p.layersBefore,

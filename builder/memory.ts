@@ -9,7 +9,9 @@
  *
  * A view (plan/views.ts) owns no memory: its offset is its parent's plus its place inside it,
  * and the parent's lifetime is stretched over the view's (a concatenation's output is live from
- * its first producer on; a fused convolution's output until its slices' last reader).
+ * its first producer on; a fused convolution's output until its slices' last reader). An alias
+ * (plan/aliases.ts) owns none either: a reshape's is its root tensor's offset, and it stretches
+ * the root's lifetime; a constant's lives in the weight section.
  */
 import { concreteDims } from "../dsl/ir/dims.ts";
 import { bytesPerElement } from "../dsl/ir/dtype.ts";
@@ -58,9 +60,16 @@ export function planMemory(
     first[t.view.of] = Math.min(first[t.view.of], first[i]);
     last[t.view.of] = Math.max(last[t.view.of], last[i]);
   });
-  // Views own no bytes: only the other tensors are placed.
+  // An alias of a tensor keeps it live as long as the alias is read (plan/aliases.ts).
+  tensors.forEach((t, i) => {
+    if (!t.alias || !("tensor" in t.alias) || !Number.isFinite(first[i])) return;
+    const r = t.alias.tensor;
+    first[r] = Math.min(first[r], first[i]);
+    last[r] = Math.max(last[r], last[i]);
+  });
+  // Views and aliases own no bytes: only the other tensors are placed.
   const intervals: Interval[] = tensors.flatMap((t, i) =>
-    t.view ? [] : [{
+    t.view || t.alias ? [] : [{
       tensor: i,
       bytes: alignUp(
         concreteDims(t.dims, maxBatchSize).reduce((a, b) => a * b, 1) * bytesPerElement(t.dtype),
@@ -89,6 +98,8 @@ export function planMemory(
   }
   tensors.forEach((t, i) => {
     if (t.view) offsets[i] = offsets[t.view.of] + viewByteOffset({ ...t, view: t.view });
+    // A constant's alias lives in the weight section: its arena offset means nothing (0).
+    if (t.alias) offsets[i] = "tensor" in t.alias ? offsets[t.alias.tensor] : 0;
   });
   const naiveBytes = intervals.reduce((a, iv) => a + iv.bytes, 0);
   return { arenaBytes, offsets, naiveBytes };

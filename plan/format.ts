@@ -204,10 +204,14 @@ function checkReferences(m: Manifest, h: PlanHeader): void {
     if (t.dims.some((d, j) => d === "N" && j !== 0)) {
       planError(`tensor ${i} ("${t.name}") has N past dim 0`, h.manifestOffset);
     }
-    // Every tensor's slot at the maximum batch must lie inside the arena.
+    // Every tensor's slot at the maximum batch must lie inside the arena (but a constant's
+    // alias, which lives in the weight section: plan/aliases.ts).
     const bytes = t.dims.reduce<number>((a, d) => a * (d === "N" ? m.maxBatchSize : d), 1) *
       ELEMENT_BYTES[t.dtype];
-    if (!Number.isSafeInteger(bytes) || m.memory.offsets[i] + bytes > m.memory.arenaBytes) {
+    const inArena = !(t.alias && "constant" in t.alias);
+    if (
+      !Number.isSafeInteger(bytes) || inArena && m.memory.offsets[i] + bytes > m.memory.arenaBytes
+    ) {
       planError(
         `tensor ${i} ("${t.name}") at arena offset ${
           m.memory.offsets[i]

@@ -27,6 +27,11 @@ export const manifestSchema = z.object({
     precision: z.enum(["fp16", "int8"]).optional(),
     /** The INT8 step (amax / 127) of a tensor with a known dynamic range. */
     scale: z.number().positive().finite().optional(),
+    /** Set when the tensor owns no memory: a Constant's weights or a reshaped tensor (plan/aliases.ts). */
+    alias: z.union([
+      z.object({ tensor: z.number().int().nonnegative() }),
+      z.object({ constant: z.number().int().nonnegative() }),
+    ]).optional(),
   })),
   bindings: z.array(z.object({
     name: z.string().min(1),

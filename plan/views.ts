@@ -15,6 +15,7 @@
  */
 import { bytesPerElement } from "../dsl/ir/dtype.ts";
 import type { Manifest, ManifestLayer } from "./manifest.ts";
+import { isAliasLayer } from "./aliases.ts";
 
 export interface TensorView {
   /** The parent tensor's index; the parent is not itself a view. */
@@ -107,6 +108,8 @@ export function isNoOpLayer(
   layer: Pick<ManifestLayer, "kind" | "attrs" | "inputs" | "outputs">,
   tensors: readonly TensorLike[],
 ): boolean {
+  // Constants and reshapes whose outputs alias their bytes do nothing either (plan/aliases.ts).
+  if (isAliasLayer(layer, tensors)) return true;
   const out = layer.outputs[0];
   if (layer.kind === "Concatenation") {
     const rank = tensors[out].dims.length;

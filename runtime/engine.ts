@@ -17,6 +17,7 @@ import { isLayerKind, LAYERS } from "../dsl/layers/mod.ts";
 import { KilnError } from "../errors.ts";
 import { type Manifest, type PlanData, type PlanHeader, readPlan } from "../plan/mod.ts";
 import { viewProblems } from "../plan/views.ts";
+import { aliasProblems } from "../plan/aliases.ts";
 import type {
   Backend,
   BackendContext,
@@ -691,7 +692,7 @@ function checkManifest(m: Manifest, weights: Record<string, HostArray>[]): void 
       fail(`output "${b.name}" is written by no layer`, { tensor: b.name });
     }
   }
-  const views = viewProblems(m);
+  const views = [...viewProblems(m), ...aliasProblems(m)];
   if (views.length) fail(views.join("; "));
   checkArena(m, fail);
 }
@@ -716,13 +717,19 @@ function checkArena(m: Manifest, fail: (message: string) => never): void {
     first[t.view.of] = Math.min(first[t.view.of], first[i]);
     last[t.view.of] = Math.max(last[t.view.of], last[i]);
   });
+  // So does an alias its root's (plan/aliases.ts); a constant's alias is not in the arena.
+  m.tensors.forEach((t, i) => {
+    if (!t.alias || !("tensor" in t.alias) || !Number.isFinite(first[i])) return;
+    first[t.alias.tensor] = Math.min(first[t.alias.tensor], first[i]);
+    last[t.alias.tensor] = Math.max(last[t.alias.tensor], last[i]);
+  });
   const size = m.tensors.map((t) =>
     t.dims.reduce<number>((a, d) => a * (d === "N" ? m.maxBatchSize : d), 1) *
     bytesPerElement(t.dtype)
   );
   const off = m.memory.offsets;
   const used = [...m.tensors.keys()].filter((i) =>
-    Number.isFinite(first[i]) && size[i] > 0 && !m.tensors[i].view
+    Number.isFinite(first[i]) && size[i] > 0 && !m.tensors[i].view && !m.tensors[i].alias
   );
   used.sort((a, b) => off[a] - off[b]);
   for (let x = 0; x < used.length; x++) {

@@ -75,6 +75,8 @@ class CpuContext implements BackendContext {
     }
     const arena = this.#arena;
     v = tensors.map((t, i) => {
+      // A constant's alias is its weights, read in place (plan/aliases.ts).
+      if (t.alias && "constant" in t.alias) return this.plan.weights[t.alias.constant].values;
       const d = concreteDims(t.dims, batch);
       // A view spans from its first element to its last batch item's end inside its parent.
       const n = t.view && d[0] > 0
@@ -206,8 +208,9 @@ class CpuContext implements BackendContext {
   }
 }
 
-/** Whether two views of the arena share bytes. */
+/** Whether two views of the arena share bytes (weights, read in place, share none with it). */
 function overlaps(a: HostArray, b: HostArray): boolean {
+  if (a.buffer !== b.buffer) return false;
   return a.byteOffset < b.byteOffset + b.byteLength && b.byteOffset < a.byteOffset + a.byteLength;
 }
 

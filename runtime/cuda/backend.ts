@@ -568,10 +568,14 @@ export class CudaContext implements BackendContext {
         stream.copyAsync(arena.at(s.arena), staging.at(s.staging), bytes(s));
       }
     }
+    const weights = this.#engine.weights;
     const tensor = (t: number): LaunchTensor => {
-      const view = m.tensors[t].view;
+      const view = m.tensors[t].view, alias = m.tensors[t].alias;
       return {
-        ptr: arena.at(this.#engine.arena.offsets[t]),
+        // A constant's alias is its weights, read in place (plan/aliases.ts).
+        ptr: alias && "constant" in alias
+          ? weights.at(m.layers[alias.constant].weights.values.offset)
+          : arena.at(this.#engine.arena.offsets[t]),
         dims: concreteDims(m.tensors[t].dims, batch),
         dtype: m.tensors[t].dtype,
         batchStride: view ? itemElements(m.tensors[view.of].dims) : undefined,
@@ -582,7 +586,6 @@ export class CudaContext implements BackendContext {
         this.#events.push(Event.create(lib, stream.device));
       }
     }
-    const weights = this.#engine.weights;
     const workspace = { ptr: this.#workspace.at(0), bytes: this.#engine.workspaceBytes };
     const slots = this.#engine.errorSlots;
     m.layers.forEach((layer, i) => {
@@ -660,6 +663,7 @@ function checkedArena(m: Manifest): { offsets: number[]; bytes: number } {
     );
   }
   m.tensors.forEach((t, i) => {
+    if (t.alias && "constant" in t.alias) return; // in the weight section (plan/aliases.ts)
     const bytes = volume(concreteDims(t.dims, m.maxBatchSize)) * bytesPerElement(t.dtype);
     if (offsets[i] % 16 !== 0 || offsets[i] + bytes > arenaBytes) {
       throw new KilnError(
