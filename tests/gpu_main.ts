@@ -33,6 +33,11 @@ tests.push(...passTests().filter((t) => !filter || t.name.includes(filter)));
 tests.push(...tuneTests().filter((t) => !filter || t.name.includes(filter)));
 tests.push(...fusionTests().filter((t) => !filter || t.name.includes(filter)));
 tests.push(
+  ...(await import("./gpu/aliases.ts")).aliasTests().filter((t) =>
+    !filter || t.name.includes(filter)
+  ),
+);
+tests.push(
   ...(await import("./gpu/rnn.ts")).rnnTests().filter((t) => !filter || t.name.includes(filter)),
 );
 
