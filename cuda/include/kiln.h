@@ -714,6 +714,25 @@ KILN_API kiln_status kiln_launch_rnn_v2(const kiln_rnn_v2_params* p, kiln_stream
 /* One step's feedback and collect copies of a device-side loop (kiln_loop_copies_params). */
 KILN_API kiln_status kiln_launch_loop_copies(const kiln_loop_copies_params* p, kiln_stream stream);
 
+/*
+ * Reduced precision (cuda/src/kernels/precision.cu). Reduced tensors live in their float32 slots
+ * holding exactly their format's values (runtime/cpu/_quant.ts). Formats: KILN_F32, KILN_F16
+ * (half-rounded), KILN_I8 (fround(q·scale), q = quantize(x, scale)).
+ * Reformat: y[i] = x[i] in `format`. The _lowp launches run Convolution / FullyConnected on
+ * tensor cores in `precision` (KILN_F16: FP32 accumulation; KILN_I8: int32 accumulation, input
+ * step x_scale, per-output-channel weight scales, no residual, workspace ≥ round_up(4·k, 256) +
+ * k·(c/groups)·kernel_h·kernel_w bytes) and write y in y_format (y_scale for KILN_I8).
+ */
+KILN_API kiln_status kiln_launch_reformat(const float* x, float* y, int64_t count, int32_t format,
+                                          float scale, kiln_stream stream);
+KILN_API kiln_status kiln_launch_convolution_lowp(const kiln_convolution_params* p, int32_t precision,
+                                                  float x_scale, int32_t y_format, float y_scale,
+                                                  kiln_stream stream);
+KILN_API kiln_status kiln_launch_fully_connected_lowp(const kiln_fully_connected_params* p,
+                                                      int32_t precision, float x_scale,
+                                                      int32_t y_format, float y_scale,
+                                                      kiln_stream stream);
+
 #ifdef __cplusplus
 }
 #endif
