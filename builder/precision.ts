@@ -27,6 +27,7 @@ import { float16BitsToFloat32, float32ToFloat16Bits } from "../dsl/ir/dtype.ts";
 import { Layer, type NetworkGraph, type Precision, Tensor } from "../dsl/ir/graph.ts";
 import { KilnError } from "../errors.ts";
 import { CPU_INT8_KERNELS } from "../runtime/cpu/int8.ts";
+import { CUDA_REDUCED_PRECISION_KINDS } from "../runtime/cuda/precision.ts";
 import type { Manifest, PlanDevice } from "../plan/mod.ts";
 import type { Logger } from "../runtime/logger.ts";
 
@@ -105,6 +106,40 @@ export function fp32OnlyCostModel(backendName: string): PrecisionCostModel {
     reformatCost: () => 0,
   };
 }
+
+/** Times of the CUDA backend's kernels (H100 class), per batch item at an assumed batch of 64. */
+const CUDA_RATES = {
+  /** ns per multiply-add: FP32 CUDA-core GEMMs; the WMMA FP16 and IMMA INT8 kernels. */
+  macNs: { fp32: 1e-4, fp16: 0.4e-4, int8: 0.3e-4 } as Record<Precision, number>,
+  /** ns per byte of HBM traffic (every format keeps its float32 slot on the GPU too). */
+  byteNs: 4e-4,
+  /** A launch inside the CUDA graph, spread over the batch. */
+  launchNs: 30,
+};
+
+/**
+ * The CUDA backend's static model (no measured times yet: builder/tune times FP32 tactics only):
+ * multiply-adds at each kernel's rate, bytes moved, a launch per layer; INT8 adds the launch that
+ * quantizes the weights per run. FP16 and INT8 exist for the kinds in CUDA_REDUCED_PRECISION_KINDS
+ * (runtime/cuda/precision.ts); a Reformat is one launch reading and writing float32.
+ */
+export const CUDA_COST_MODEL: PrecisionCostModel = {
+  name: "cuda (static model: tensor-core MAC rates, bytes moved, launches; not measured)",
+  layerCost(layer, p) {
+    if (p !== "fp32" && !CUDA_REDUCED_PRECISION_KINDS[p].has(layer.kind)) return undefined;
+    const moved = [...layer.inputs, ...layer.outputs].filter(isFloat)
+      .reduce((a, t) => a + itemVolume(t.dims), 0);
+    const weights = layer.weights.get("weights")?.values.length ?? 0;
+    const quantizeWeights = p === "int8"
+      ? CUDA_RATES.launchNs + (weights * 5 * CUDA_RATES.byteNs) / 64
+      : 0;
+    return macsPerItem(layer) * CUDA_RATES.macNs[p] + moved * 4 * CUDA_RATES.byteNs +
+      CUDA_RATES.launchNs + quantizeWeights;
+  },
+  reformatCost(tensor) {
+    return CUDA_RATES.launchNs + itemVolume(tensor.dims) * 8 * CUDA_RATES.byteNs;
+  },
+};
 
 /** Fused kinds that would hide FullyConnected layers (which have INT8 kernels) in one without. */
 const FUSIONS_WITHOUT_INT8 = new Set(["FusedMlp"]);
@@ -567,7 +602,7 @@ export function choosePrecisions(
   const fp16 = !!config.fp16, int8 = !!config.int8, strictTypes = !!config.strictTypes;
   const forced = order.some((l) => l.precision !== undefined || l.outputTypes.size > 0);
   if (!fp16 && !int8 && !forced) return undefined;
-  const model = ctx.device.kind === "cpu" ? CPU_COST_MODEL : fp32OnlyCostModel(ctx.device.name);
+  const model = ctx.device.kind === "cpu" ? CPU_COST_MODEL : CUDA_COST_MODEL;
   const anyRange = [...graph.tensors.values()].some((t) => t.dynamicRange !== undefined);
   const scalesFrom = ctx.calibration
     ? `calibrator (${ctx.calibration.algorithm})${anyRange ? " and dynamic ranges" : ""}`

@@ -40,6 +40,11 @@ tests.push(
 tests.push(
   ...(await import("./gpu/rnn.ts")).rnnTests().filter((t) => !filter || t.name.includes(filter)),
 );
+tests.push(
+  ...(await import("./gpu/precision.ts")).precisionTests().filter((t) =>
+    !filter || t.name.includes(filter)
+  ),
+);
 
 let passed = 0, failed = 0, skipped = 0;
 const t0 = performance.now();

@@ -43,6 +43,7 @@ import { deconvolution, matrixMultiply } from "./_linear_algebra.ts";
 import { plugin } from "./_plugin.ts";
 import { gather, raggedSoftmax, topk } from "./_selection.ts";
 import { rnnV2 } from "./_rnn.ts";
+import { reformat, withReducedPrecision } from "./precision.ts";
 
 export type { CudaKernel, LaunchArgs, LaunchTensor } from "./_launch.ts";
 
@@ -378,10 +379,10 @@ export const CUDA_KERNELS: Record<string, CudaKernel> = {
   Activation: activation,
   Concatenation: concatenation,
   Constant: constant,
-  Convolution: withTactics(convolution, "Convolution"),
+  Convolution: withReducedPrecision(withTactics(convolution, "Convolution")),
   Deconvolution: deconvolution,
   ElementWise: elementwise,
-  FullyConnected: withTactics(fullyConnected, "FullyConnected"),
+  FullyConnected: withReducedPrecision(withTactics(fullyConnected, "FullyConnected")),
   FusedElementwise: fusedElementwise,
   FusedMlp: fusedMlp,
   Gather: gather,
@@ -393,6 +394,7 @@ export const CUDA_KERNELS: Record<string, CudaKernel> = {
   Pooling: pooling,
   RaggedSoftMax: raggedSoftmax,
   Reduce: reduce,
+  Reformat: reformat,
   RNNv2: rnnV2,
   Scale: scale,
   Shuffle: shuffle,
