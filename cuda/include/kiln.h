@@ -531,10 +531,11 @@ typedef struct kiln_loop_copies_params {
 
 /*
  * FusedMlp: y = stage_{stages-1}(... stage_0(x)), stage_i(v) = act_i(v[m×k_i] · w_i[n_i×k_i]ᵀ +
- * bias_i[n_i]) with k_0 = k and k_i = n_{i-1}; bias_i may be NULL. m ≤ 8 rows on sm_90 run as
- * one kernel (one thread-block cluster, activations in distributed shared memory); otherwise one
- * GEMM per stage with the intermediates in `workspace`: 2 × (m · widest hidden n · 4 bytes,
- * rounded up to 256), then the rest as split-K scratch (kiln_gemm_workspace_bytes).
+ * bias_i[n_i]) with k_0 = k and k_i = n_{i-1}; bias_i may be NULL. m ≤ 2 rows on sm_90 run as
+ * chained GEMV kernels with programmatic dependent launch, more rows as one GEMM per stage
+ * (src/kernels/fused_mlp.cu; a one-kernel thread-block-cluster path exists for m ≤ 8). The
+ * intermediates live in `workspace`: 2 × (m · widest hidden n · 4 bytes, rounded up to 256),
+ * then the rest as split-K scratch (kiln_gemm_workspace_bytes).
  */
 #define KILN_MLP_MAX_STAGES 8
 enum { KILN_STRUCT_FUSED_MLP = 30, KILN_STRUCT_FUSED_ELEMENTWISE = 31 };

@@ -1,7 +1,8 @@
 /**
  * FusedMlp (internal, made by the builder's fuseMlp pass): a chain of fully connected stages,
- * each y = act(x·Wᵢᵀ + bᵢ), run as one layer. On the GPU small batches run the whole chain in
- * one kernel (activations stay on chip between stages); larger ones run a GEMM per stage.
+ * each y = act(x·Wᵢᵀ + bᵢ), run as one layer. On the GPU one or two rows run as chained GEMV
+ * kernels whose launches and weight loads overlap (programmatic dependent launch), more rows as
+ * a GEMM per stage; a one-kernel thread-block-cluster path is there too (fused_mlp.cu).
  *
  * The first stage flattens the input's dims from `axis` on (as FullyConnected); each later
  * stage reads the previous stage's features. Weights: `weights<i>` [outputs, inputs] row-major

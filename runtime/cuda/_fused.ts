@@ -1,13 +1,11 @@
 /**
- * CUDA kernel-table entries of the builder's fused layer kinds: FusedMlp (a chain of FC stages,
- * one cluster kernel for small batches) and FusedElementwise (an elementwise program).
+ * CUDA kernel-table entries of the builder's fused layer kinds: FusedMlp (a chain of FC stages;
+ * cuda/src/kernels/fused_mlp.cu picks chained dependent-launch GEMVs, one cluster kernel or a
+ * GEMM per stage) and FusedElementwise (an elementwise program in one kernel).
  */
 import { N, volume } from "../../dsl/ir/dims.ts";
 import { activationParams } from "../../dsl/layers/_epilogue.ts";
-import {
-  constantSlot,
-  type FusedElementwiseAttrs,
-} from "../../dsl/layers/fused_elementwise.ts";
+import { constantSlot, type FusedElementwiseAttrs } from "../../dsl/layers/fused_elementwise.ts";
 import { type FusedMlpAttrs, stageSlots } from "../../dsl/layers/fused_mlp.ts";
 import {
   ACTIVATION_CODE,
@@ -88,7 +86,9 @@ export const fusedElementwise: CudaKernel = {
       step_operand: at.steps.map((s) => (s.op === "binary" ? s.operand : 0)),
     };
     at.operands.forEach((o, j) => {
-      fields[`operand${j}`] = o.kind === "input" ? a.inputs[o.input].ptr : a.weights[constantSlot(j)];
+      fields[`operand${j}`] = o.kind === "input"
+        ? a.inputs[o.input].ptr
+        : a.weights[constantSlot(j)];
     });
     at.steps.forEach((s, i) => {
       const p = s.op === "activation" ? activationParams(s.activation) : { alpha: 0, beta: 0 };

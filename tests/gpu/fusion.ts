@@ -3,8 +3,8 @@
  * fuseElementwiseChain) run on the CUDA backend and are compared with the same networks built
  * for the CPU with every pass off (the layers as written), at several batches of a symbolic
  * batch, twice each (the second run replays the captured graph with new inputs), activations
- * poisoned with NaN. FusedMlp takes its one-kernel cluster path up to 8 rows and its per-stage
- * GEMM path above; FusedElementwise covers constants, tensor operands and reversed operands.
+ * poisoned with NaN. FusedMlp runs each of its paths (below); FusedElementwise covers constants,
+ * tensor operands and reversed operands.
  */
 import assert from "node:assert/strict";
 import { type BuildConfig, buildEngine } from "../../builder/build.ts";
@@ -56,7 +56,9 @@ async function compare(
         const err = maxRelativeError(got[name], expected);
         if (!(err <= TOLERANCE)) {
           assert.fail(
-            `batch ${batch}, run ${rep + 1}, output "${name}": max relative error ${err} > ${TOLERANCE} (${
+            `batch ${batch}, run ${
+              rep + 1
+            }, output "${name}": max relative error ${err} > ${TOLERANCE} (${
               worstAt(got[name], expected)
             })`,
           );
@@ -68,6 +70,16 @@ async function compare(
   return `${gpu.layers.length} layer(s) (unfused ${cpu.layers.length}), batches ${
     batches.join("/")
   }, max rel err ${worst.toExponential(1)}`;
+}
+
+/** Runs `f` with KILN_FUSED_MLP_PATH set to `path` (chain: up to 8 rows when forced). */
+async function withPath(path: string, f: () => Promise<string>): Promise<string> {
+  Deno.env.set("KILN_FUSED_MLP_PATH", path);
+  try {
+    return await f();
+  } finally {
+    Deno.env.delete("KILN_FUSED_MLP_PATH");
+  }
 }
 
 /** FC chain with given sizes and activations (sigmoid when none given). */
@@ -102,7 +114,11 @@ function matmulChain(seed: number): Network {
       dims: transB ? [n, k] : [k, n],
       values: randomArray(k * n, r, -0.3, 0.3),
     }).output(0);
-    const bias = net.addLayer("Constant", [], { name: `b${i}`, dims: [n], values: randomArray(n, r) })
+    const bias = net.addLayer("Constant", [], {
+      name: `b${i}`,
+      dims: [n],
+      values: randomArray(n, r),
+    })
       .output(0);
     t = t.matmul(b, { name: `mm${i}`, transposeB: transB }).add(bias).tanh();
   }
@@ -116,7 +132,11 @@ function elementwiseChain(seed: number, C: number, H: number, W: number): Networ
   const net = new Network();
   const x = net.input("x", [N, C, H, W]);
   const other = net.input("other", [N, C, H, W]);
-  const k = net.addLayer("Constant", [], { name: "bias", dims: [C, 1, 1], values: randomArray(C, r) })
+  const k = net.addLayer("Constant", [], {
+    name: "bias",
+    dims: [C, 1, 1],
+    values: randomArray(C, r),
+  })
     .output(0);
   const pw = Float32Array.from({ length: C }, (_, c) => (c % 2 ? 2 : 1));
   const half = net.addLayer("Constant", [], { name: "half", dims: [1], values: [0.5] }).output(0);
@@ -139,9 +159,29 @@ function elementwiseChain(seed: number, C: number, H: number, W: number): Networ
 
 export function fusionTests(): GpuTest[] {
   return [
+    // Each FusedMlp path, forced through KILN_FUSED_MLP_PATH (read when the graph is captured):
+    // the chain of dependent-launch stage kernels and the one-kernel cluster path (both up to
+    // 8 rows) and one tiled GEMM per stage; above 8 rows all take the GEMMs. The other cases
+    // run the default choice (chain up to 2 rows).
+    ...["chain", "cluster", "gemm"].map((path) => ({
+      name: `fusion: bench sampleMLP 784→256→256→10 as one FusedMlp, ${path} path`,
+      fn: () =>
+        withPath(path, () => compare(mlp(mlpWeights()), 64, [1, 2, 3, 8, 9, 64], "FusedMlp", 1)),
+    })),
     {
-      name: "fusion: bench sampleMLP 784→256→256→10 as one FusedMlp (cluster ≤ 8 rows, GEMMs above)",
-      fn: () => compare(mlp(mlpWeights()), 64, [1, 2, 3, 8, 9, 64], "FusedMlp", 1),
+      name: "fusion: eight wide stages, cluster path (weights beyond shared memory read directly)",
+      fn: () =>
+        withPath(
+          "cluster",
+          () =>
+            compare(
+              fcChain([512, 1024, 1024, 512, 256, 256, 128, 64, 10], 3),
+              8,
+              [1, 4, 8],
+              "FusedMlp",
+              7,
+            ),
+        ),
     },
     {
       name: "fusion: FusedMlp with widths not multiple of 4 (scalar loads), mixed activations",
