@@ -140,6 +140,21 @@ export const RNN_CASES: OpCase[] = [
       maxBatch: 19,
     })
   ),
+  // A one-step bidirectional stack at batch 1 and 3 (one cooperative launch for both layers) and
+  // at 40 (the cluster-split kernel: two 32-item tiles, the second partial, 70 units over
+  // 21-unit GRU column tiles).
+  rnnCase({
+    op: "gru",
+    bidirectional: true,
+    skip: false,
+    layers: 2,
+    steps: 1,
+    embedding: 20,
+    hidden: 70,
+    states: true,
+    lengths: true,
+    maxBatch: 40,
+  }),
   // Wider layers, longer sequences and a batch of several blocks (the projection GEMM's tiles).
   rnnCase({
     op: "lstm",

@@ -18,7 +18,13 @@
 // and written by one thread). The final layer writes y, earlier ones a workspace buffer
 // alternating with y. Every launch is a plain kernel on the stream: graph-capturable.
 // Summation orders are fixed (no atomics): results are bitwise reproducible.
+#include <cooperative_groups.h>
+
+#include <cstdlib>
+
 #include "../common.cuh"
+
+namespace cg = cooperative_groups;
 
 namespace {
 
@@ -188,8 +194,13 @@ __device__ __forceinline__ void finish_cell(const StepArgs& a, int dir, int b, i
   a.y[((int64_t)b * a.t + t) * y_row + dir * H + j] = h_new;
 }
 
+// Parts of a block's step: the W·x sums, the R·h sums, the cell update.
+constexpr int kPartX = 1, kPartH = 2, kPartFinish = 4, kPartAll = 7;
+
+// One block's share of a small-batch step, the parts in `parts` (all threads of the block must
+// call it: kPartFinish synchronizes the block). The sums wait in shared memory for the update.
 template <int OP, bool VEC>
-__global__ void __launch_bounds__(kThreads) rnn_step(const StepArgs a) {
+__device__ __forceinline__ void step_block(const StepArgs& a, int parts) {
   constexpr int G = gates_of(OP);
   constexpr int KS = kWarps / G;  // K slices per gate: LSTM 2, GRU 2, RNN 8
   // [segment (W·x, R·h)][slice][gate][unit · kItems + item]
@@ -210,7 +221,7 @@ __global__ void __launch_bounds__(kThreads) rnn_step(const StepArgs a) {
       for (int i = 0; i < kItems; ++i) acc[u][i] = 0.f;
     const float* vec[kItems];
     const float* rows[kUnits];
-    if (has_x) {
+    if (has_x && (parts & kPartX)) {
 #pragma unroll
       for (int i = 0; i < kItems; ++i) {
         const int b = b0 + i;
@@ -223,7 +234,7 @@ __global__ void __launch_bounds__(kThreads) rnn_step(const StepArgs a) {
       dot_slice<VEC>(rows, vec, a.in, slice, KS, lane, acc);
       reduce_to(acc, lane, red[0][slice][g], a.n - b0);
     }
-    if (a.hp) {
+    if (a.hp && (parts & kPartH)) {
 #pragma unroll
       for (int i = 0; i < kItems; ++i) {
         const int b = b0 + i;
@@ -236,25 +247,58 @@ __global__ void __launch_bounds__(kThreads) rnn_step(const StepArgs a) {
       reduce_to(acc, lane, red[1][slice][g], a.n - b0);
     }
   }
+  if (!(parts & kPartFinish)) return;
   __syncthreads();
-  if (threadIdx.x >= kUnits * kItems) return;
-  const int u = threadIdx.x / kItems, i = threadIdx.x % kItems;
-  const int cell = threadIdx.x;  // u · kItems + i
-  float xdot[G], hdot[G];
+  if (threadIdx.x < kUnits * kItems) {
+    const int u = threadIdx.x / kItems, i = threadIdx.x % kItems;
+    const int cell = threadIdx.x;  // u · kItems + i
+    float xdot[G], hdot[G];
 #pragma unroll
-  for (int g = 0; g < G; ++g) {
-    float xv = 0.f, hv = 0.f;
-    if (has_x) {
+    for (int g = 0; g < G; ++g) {
+      float xv = 0.f, hv = 0.f;
+      if (has_x) {
 #pragma unroll
-      for (int s = 0; s < KS; ++s) xv += red[0][s][g][cell];
+        for (int s = 0; s < KS; ++s) xv += red[0][s][g][cell];
+      }
+      if (a.hp) {
+#pragma unroll
+        for (int s = 0; s < KS; ++s) hv += red[1][s][g][cell];
+      }
+      xdot[g] = xv, hdot[g] = hv;
     }
-    if (a.hp) {
-#pragma unroll
-      for (int s = 0; s < KS; ++s) hv += red[1][s][g][cell];
-    }
-    xdot[g] = xv, hdot[g] = hv;
+    finish_cell<OP>(a, dir, b0 + i, j0 + u, xdot, hdot);
   }
-  finish_cell<OP>(a, dir, b0 + i, j0 + u, xdot, hdot);
+}
+
+template <int OP, bool VEC>
+__global__ void __launch_bounds__(kThreads) rnn_step(const __grid_constant__ StepArgs a) {
+  step_block<OP, VEC>(a, kPartAll);
+}
+
+// Most stacked layers one persistent launch takes (the table travels as a kernel parameter).
+constexpr int kMaxPersistentLayers = 8;
+
+struct LayerSteps {
+  StepArgs s[kMaxPersistentLayers];
+  int layers;
+};
+static_assert(sizeof(LayerSteps) <= 4000, "kernel parameter space");
+
+// Every stacked layer of a one-step sequence in one cooperative launch: the blocks run layer l's
+// step, meet at a grid-wide barrier (which also orders layer l's outputs before layer l + 1
+// reads them), then run layer l + 1. Layer l + 1's R·h needs only its initial state, so it is
+// summed before the barrier, while other blocks still finish layer l; after it only W·x is left.
+// Same block work and summation order as one rnn_step per layer: bitwise the same results.
+template <int OP, bool VEC>
+__global__ void __launch_bounds__(kThreads) rnn_layers(const __grid_constant__ LayerSteps ls) {
+  for (int l = 0; l < ls.layers; ++l) {
+    step_block<OP, VEC>(ls.s[l], l == 0 ? kPartAll : kPartX | kPartFinish);
+    if (l + 1 < ls.layers) {
+      __syncthreads();  // layer l's update has read the shared sums
+      step_block<OP, VEC>(ls.s[l + 1], kPartH);
+      cg::this_grid().sync();
+    }
+  }
 }
 
 // Items per tile, gate columns per tile, K per stage of the tiled step kernel.
@@ -270,7 +314,7 @@ constexpr int kTiledMinBatch = 16;
 // sums kept apart (the GRU needs them so); then the cell update per (item, unit) from shared
 // memory.
 template <int OP>
-__global__ void __launch_bounds__(256) rnn_step_tiled(const StepArgs a) {
+__global__ void __launch_bounds__(256) rnn_step_tiled(const __grid_constant__ StepArgs a) {
   constexpr int G = gates_of(OP), BU = kTileCols / G, BN = G * BU;
   constexpr int kRowsA = kTileItems * kTileDepth / 256, kRowsB = kTileCols * kTileDepth / 256;
   // Padded: conflict-free column stores of A; 16-byte aligned rows of B for float4 reads.
@@ -366,6 +410,135 @@ __global__ void __launch_bounds__(256) rnn_step_tiled(const StepArgs a) {
   }
 }
 
+// The split step kernel (sm_90): the tiled step with K dealt out to the kSplit blocks of a
+// thread-block cluster, so a batch of 64 keeps 256 blocks busy instead of 128 (the tiled kernel
+// is latency-bound: one block per SM walking all of K). Each block multiplies a tile of
+// kSplitItems items × kSplitCols gate columns over its K slice (the W·x and R·h segments are
+// sliced separately: with both present, half the blocks take x and half h), the next stage's
+// loads in registers while the current one is multiplied, 2 × 4 outputs per thread. The
+// partial tiles meet through distributed shared memory: block r of the cluster sums the kSplit
+// partials of its kSplitItems / kSplit items in a fixed order (deterministic, no atomics) and
+// applies the cell update.
+constexpr int kSplit = 4, kSplitItems = 32, kSplitCols = 64;
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+// The segment (0: W·x, 1: R·h, -1: none) of K slice s, its part within the segment and the
+// number of parts the segment is cut into.
+__device__ __forceinline__ int slice_segment(int s, bool has_x, bool has_h, int& part,
+                                             int& parts) {
+  if (has_x && has_h) {
+    part = s % (kSplit / 2), parts = kSplit / 2;
+    return s < kSplit / 2 ? 0 : 1;
+  }
+  part = s, parts = kSplit;
+  return has_x ? 0 : has_h ? 1 : -1;
+}
+#endif
+
+template <int OP>
+__global__ void __launch_bounds__(256) rnn_step_split(const __grid_constant__ StepArgs a) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  constexpr int G = gates_of(OP), BU = kSplitCols / G, BN = G * BU, D = 64;  // K per stage
+  constexpr int kRowsA = kSplitItems * D / 256, kRowsB = kSplitCols * D / 256;
+  constexpr int kPartRow = kSplitCols + 1;
+  __shared__ float as[D][kSplitItems + 1];
+  __shared__ __align__(16) float bs[D][kSplitCols + 4];
+  __shared__ float partial[kSplitItems][kPartRow];
+  __shared__ const float* rowp[kSplitItems];
+  __shared__ const float* colp[kSplitCols];
+  cg::cluster_group cluster = cg::this_cluster();
+  const int rank = (int)cluster.block_rank();
+  const int dir = blockIdx.z, H = a.h, tid = threadIdx.x;
+  const DirWeights& W = a.dw[dir];
+  const int j0 = (blockIdx.x / kSplit) * BU, b0 = blockIdx.y * kSplitItems;
+  const int tx = tid % 16, ty = tid / 16;  // columns tx·4 .. +3, items ty·2, ty·2 + 1
+  const int kq = tid % D, r0 = tid / D;    // loads: rows r0 + 4q at k kq
+  const bool has_x = a.fused && !a.skip, has_h = a.hp != nullptr;
+  int part, parts;
+  const int seg = slice_segment(rank, has_x, has_h, part, parts);
+  float acc[2][4] = {};
+  if (seg >= 0) {
+    const int K = seg == 0 ? a.in : H;
+    const int chunk = (K + parts - 1) / parts;
+    const int kb = part * chunk, ke = min(K, kb + chunk);
+    if (tid < kSplitItems) {
+      const int b = b0 + tid;
+      const int len = b < a.n ? length_of(a.lengths, b, a.t) : 0;
+      const int t = dir == 0 ? a.step : len - 1 - a.step;
+      rowp[tid] = a.step >= len ? nullptr
+                  : seg == 0    ? a.x + ((int64_t)b * a.t + t) * a.in
+                                : a.hp + dir * a.hp_dir + b * a.hp_item;
+    } else if (tid < kSplitItems + kSplitCols) {
+      const int c = tid - kSplitItems, g = c / BU, j = j0 + c % BU;
+      colp[c] = c >= BN || j >= H ? nullptr
+                : seg == 0        ? W.w[g] + (int64_t)j * a.in
+                                  : W.r[g] + (int64_t)j * H;
+    }
+    __syncthreads();
+    float pa[kRowsA], pb[kRowsB];
+    auto fetch = [&](int k0) {
+      const int k = k0 + kq;
+#pragma unroll
+      for (int q = 0; q < kRowsA; ++q) {
+        const float* p = rowp[r0 + 4 * q];
+        pa[q] = p && k < ke ? p[k] : 0.f;
+      }
+#pragma unroll
+      for (int q = 0; q < kRowsB; ++q) {
+        const float* p = colp[r0 + 4 * q];
+        pb[q] = p && k < ke ? __ldg(p + k) : 0.f;
+      }
+    };
+    fetch(kb);
+    for (int k0 = kb; k0 < ke; k0 += D) {
+#pragma unroll
+      for (int q = 0; q < kRowsA; ++q) as[kq][r0 + 4 * q] = pa[q];
+#pragma unroll
+      for (int q = 0; q < kRowsB; ++q) bs[kq][r0 + 4 * q] = pb[q];
+      __syncthreads();
+      if (k0 + D < ke) fetch(k0 + D);
+#pragma unroll 16
+      for (int k2 = 0; k2 < D; ++k2) {
+        const float a0 = as[k2][ty * 2], a1 = as[k2][ty * 2 + 1];
+        const float4 bv = *reinterpret_cast<const float4*>(&bs[k2][tx * 4]);
+        const float bc[4] = {bv.x, bv.y, bv.z, bv.w};
+#pragma unroll
+        for (int c = 0; c < 4; ++c) {
+          acc[0][c] = fmaf(a0, bc[c], acc[0][c]);
+          acc[1][c] = fmaf(a1, bc[c], acc[1][c]);
+        }
+      }
+      __syncthreads();
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < 2; ++r)
+#pragma unroll
+    for (int c = 0; c < 4; ++c) partial[ty * 2 + r][tx * 4 + c] = acc[r][c];
+  cluster.sync();  // every partial tile of the cluster is written
+  constexpr int kOwnItems = kSplitItems / kSplit;
+  for (int p = tid; p < kOwnItems * BU; p += 256) {
+    const int i = rank * kOwnItems + p / BU, u = p % BU;
+    float xdot[G] = {}, hdot[G] = {};
+    for (int s = 0; s < kSplit; ++s) {
+      int sp, sps;
+      const int sg = slice_segment(s, has_x, has_h, sp, sps);
+      if (sg < 0) continue;
+      const float* remote = cluster.map_shared_rank(&partial[0][0], (unsigned)s) + i * kPartRow;
+      if (sg == 0) {
+#pragma unroll
+        for (int g = 0; g < G; ++g) xdot[g] += remote[g * BU + u];
+      } else {
+#pragma unroll
+        for (int g = 0; g < G; ++g) hdot[g] += remote[g * BU + u];
+      }
+    }
+    finish_cell<OP>(a, dir, b0 + i, j0 + u, xdot, hdot);
+  }
+  cluster.sync();  // no block leaves while another still reads its partial tile
+#endif
+}
+
 struct ProjArgs {
   DirWeights dw[2];
   const float* x;  // [m, in]
@@ -378,7 +551,7 @@ constexpr int kTile = 64, kTileK = 16;
 // P = X · Wᵀ + biases for one direction (blockIdx.z): a 64×64 tile per block, 4×4 per thread.
 // The GRU hidden gate's bR stays out (the reset gate scales it in the step kernel).
 template <int OP>
-__global__ void __launch_bounds__(256) rnn_project(const ProjArgs a) {
+__global__ void __launch_bounds__(256) rnn_project(const __grid_constant__ ProjArgs a) {
   constexpr int G = gates_of(OP);
   __shared__ float as[kTileK][kTile + 4];
   __shared__ float bs[kTileK][kTile + 4];
@@ -463,8 +636,83 @@ kiln_status check_params(const kiln_rnn_v2_params* p, const char* where) {
 
 bool aligned16(const void* q) { return ((uintptr_t)q & 15) == 0; }
 
+// Diagnostics: KILN_RNN_PERSISTENT=0 runs a one-step stack as one launch per layer,
+// KILN_RNN_SPLIT=0 runs batches from 16 on with the unsplit tiled kernel (read at every launch,
+// so a benchmark can compare both in one process).
+bool enabled(const char* name) {
+  const char* e = getenv(name);
+  return !(e && e[0] == '0' && e[1] == 0);
+}
+
+// Compute capability major of `device`, cached.
+int cc_major(int device) {
+  static int major[64] = {};
+  if (device < 0 || device >= 64) return 0;
+  if (!major[device] &&
+      cudaDeviceGetAttribute(&major[device], cudaDevAttrComputeCapabilityMajor, device) !=
+          cudaSuccess) {
+    (void)cudaGetLastError();
+    major[device] = -1;
+  }
+  return major[device];
+}
+
+// Whether `blocks` blocks of rnn_layers<OP, VEC> can all be resident at once on `device` (a
+// cooperative launch's requirement), cached per instantiation and device.
+template <int OP, bool VEC>
+bool co_resident(int device, int64_t blocks) {
+  static int per_sm[64] = {};
+  if (device < 0 || device >= 64) return false;
+  if (!per_sm[device]) {
+    int coop = 0, n = 0;
+    if (cudaDeviceGetAttribute(&coop, cudaDevAttrCooperativeLaunch, device) != cudaSuccess ||
+        !coop ||
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, rnn_layers<OP, VEC>, kThreads, 0) !=
+            cudaSuccess) {
+      (void)cudaGetLastError();
+      n = 0;
+    }
+    per_sm[device] = n > 0 ? n : -1;
+  }
+  return per_sm[device] > 0 && blocks <= (int64_t)per_sm[device] * kiln::multiprocessors(device);
+}
+
+template <int OP, bool VEC>
+kiln_status launch_layers(const LayerSteps& ls, dim3 grid, cudaStream_t stream,
+                          const char* where) {
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeCooperative;
+  attr[0].val.cooperative = 1;
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = grid;
+  cfg.blockDim = dim3(kThreads);
+  cfg.stream = stream;
+  cfg.attrs = attr;
+  cfg.numAttrs = 1;
+  KILN_TRY_CUDA(cudaLaunchKernelEx(&cfg, rnn_layers<OP, VEC>, ls), where);
+  return kiln::check_launch(where);
+}
+
 template <int OP>
-kiln_status launch_all(const kiln_rnn_v2_params* p, cudaStream_t stream, const char* where) {
+kiln_status launch_split(const StepArgs& s, dim3 grid, cudaStream_t stream, const char* where) {
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeClusterDimension;
+  attr[0].val.clusterDim.x = kSplit;
+  attr[0].val.clusterDim.y = 1;
+  attr[0].val.clusterDim.z = 1;
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = grid;
+  cfg.blockDim = dim3(256);
+  cfg.stream = stream;
+  cfg.attrs = attr;
+  cfg.numAttrs = 1;
+  KILN_TRY_CUDA(cudaLaunchKernelEx(&cfg, rnn_step_split<OP>, s), where);
+  return kiln::check_launch(where);
+}
+
+template <int OP>
+kiln_status launch_all(const kiln_rnn_v2_params* p, cudaStream_t stream, int device,
+                       const char* where) {
   constexpr int G = gates_of(OP);
   const int n = p->n, T = p->t, H = p->hidden, D = p->dirs, L = p->layers;
   const Workspace ws = workspace_of(p);
@@ -474,6 +722,13 @@ kiln_status launch_all(const kiln_rnn_v2_params* p, cudaStream_t stream, const c
   float* pbuf = ws.p_bytes ? reinterpret_cast<float*>(base + 2 * ws.h_bytes + ws.y_bytes) : nullptr;
   const bool fused = T == 1;
   const int64_t LD = (int64_t)L * D;
+  const bool tiled = n >= kTiledMinBatch;
+  const bool split = tiled && cc_major(device) >= 9 && enabled("KILN_RNN_SPLIT");
+  // A one-step small-batch stack: the layers' step arguments are collected and launched once.
+  const bool persistent = fused && !tiled && L > 1 && L <= kMaxPersistentLayers &&
+                          enabled("KILN_RNN_PERSISTENT");
+  LayerSteps ls{};
+  bool all_vec = true;
   const float* x = p->x;
   for (int l = 0; l < L; ++l) {
     const int in = l == 0 ? p->e : D * H;
@@ -511,11 +766,12 @@ kiln_status launch_all(const kiln_rnn_v2_params* p, cudaStream_t stream, const c
     s.c_final = p->c_out ? p->c_out + (int64_t)l * D * H : nullptr;
     s.final_item = LD * H;
     s.n = n, s.t = T, s.in = in, s.h = H, s.dirs = D, s.fused = fused, s.skip = skip;
-    const bool tiled = n >= kTiledMinBatch;
-    constexpr int tile_units = kTileCols / G;
-    const dim3 grid = tiled ? dim3((H + tile_units - 1) / tile_units,
-                                   (n + kTileItems - 1) / kTileItems, D)
-                            : dim3((H + kUnits - 1) / kUnits, (n + kItems - 1) / kItems, D);
+    constexpr int tile_units = kTileCols / G, split_units = kSplitCols / G;
+    const dim3 grid = split ? dim3((H + split_units - 1) / split_units * kSplit,
+                                   (n + kSplitItems - 1) / kSplitItems, D)
+                      : tiled ? dim3((H + tile_units - 1) / tile_units,
+                                     (n + kTileItems - 1) / kTileItems, D)
+                              : dim3((H + kUnits - 1) / kUnits, (n + kItems - 1) / kItems, D);
     for (int step = 0; step < T; ++step) {
       s.step = step;
       if (step == 0) {
@@ -527,6 +783,15 @@ kiln_status launch_all(const kiln_rnn_v2_params* p, cudaStream_t stream, const c
         s.cp = s.c_final, s.cp_dir = H, s.cp_item = LD * H;
       }
       s.hn = step + 1 < T ? hbuf[step % 2] : nullptr;
+      if (persistent) {
+        ls.s[l] = s;
+        all_vec = all_vec && vec;
+        continue;
+      }
+      if (split) {
+        KILN_TRY(launch_split<OP>(s, grid, stream, where));
+        continue;
+      }
       if (tiled) {
         rnn_step_tiled<OP><<<grid, 256, 0, stream>>>(s);
       } else if (vec) {
@@ -537,6 +802,25 @@ kiln_status launch_all(const kiln_rnn_v2_params* p, cudaStream_t stream, const c
       KILN_TRY(kiln::check_launch(where));
     }
     x = out;
+  }
+  if (!persistent) return KILN_OK;
+  ls.layers = L;
+  const dim3 grid((H + kUnits - 1) / kUnits, (n + kItems - 1) / kItems, D);
+  const int64_t blocks = (int64_t)grid.x * grid.y * grid.z;
+  if (all_vec && co_resident<OP, true>(device, blocks)) {
+    return launch_layers<OP, true>(ls, grid, stream, where);
+  }
+  if (!all_vec && co_resident<OP, false>(device, blocks)) {
+    return launch_layers<OP, false>(ls, grid, stream, where);
+  }
+  // Too many blocks to be resident at once: one launch per layer, in order.
+  for (int l = 0; l < L; ++l) {
+    if (all_vec) {
+      rnn_step<OP, true><<<grid, kThreads, 0, stream>>>(ls.s[l]);
+    } else {
+      rnn_step<OP, false><<<grid, kThreads, 0, stream>>>(ls.s[l]);
+    }
+    KILN_TRY(kiln::check_launch(where));
   }
   return KILN_OK;
 }
@@ -567,12 +851,12 @@ extern "C" KILN_API kiln_status kiln_launch_rnn_v2(const kiln_rnn_v2_params* p, 
   }
   switch (p->op) {
     case KILN_RNN_LSTM:
-      return launch_all<KILN_RNN_LSTM>(p, stream->stream, where);
+      return launch_all<KILN_RNN_LSTM>(p, stream->stream, stream->device, where);
     case KILN_RNN_GRU:
-      return launch_all<KILN_RNN_GRU>(p, stream->stream, where);
+      return launch_all<KILN_RNN_GRU>(p, stream->stream, stream->device, where);
     case KILN_RNN_RELU:
-      return launch_all<KILN_RNN_RELU>(p, stream->stream, where);
+      return launch_all<KILN_RNN_RELU>(p, stream->stream, stream->device, where);
     default:
-      return launch_all<KILN_RNN_TANH>(p, stream->stream, where);
+      return launch_all<KILN_RNN_TANH>(p, stream->stream, stream->device, where);
   }
 }
