@@ -45,6 +45,8 @@ export interface LoopHost {
 export class DeviceLoop implements Disposable {
   #counter: DeviceBuffer;
   #collect: DeviceBuffer | undefined;
+  /** Copies of the sources that a feedback copy would overwrite mid-kernel (see `run`). */
+  #staging: DeviceBuffer | undefined;
   #graphs = new Map<string, Graph>();
 
   constructor(readonly lib: NativeLibrary, readonly stream: Stream) {
@@ -78,11 +80,39 @@ export class DeviceLoop implements Disposable {
       this.#collect = DeviceBuffer.alloc(this.lib, this.stream.device, Math.max(offset, 256));
     }
     const collectBuffer = this.#collect;
-    const table = new BigInt64Array(4 * copies);
     const address = (p: Deno.PointerValue) => BigInt(Deno.UnsafePointer.value(p));
+    // The memory plan lets an output share bytes with an input that is dead by then (another
+    // pair's feedback target). The copy kernel runs all copies at once, so a source that a
+    // feedback copy overwrites is first copied aside on the stream, and read from there.
+    const span = (t: number) => {
+      const at = address(host.tensorAt(t));
+      return [at, at + BigInt(bytesOf(t))] as const;
+    };
+    const targets = req.feedback.map(([, input]) => span(input));
+    const endangered = [...new Set([...req.feedback.map(([out]) => out), ...req.collect])]
+      .filter((t) => {
+        const [a, b] = span(t);
+        return targets.some(([c, d]) => a < d && c < b);
+      });
+    const staged = new Map<number, number>();
+    let stagingBytes = 0;
+    for (const t of endangered) {
+      staged.set(t, stagingBytes);
+      stagingBytes += Math.ceil(bytesOf(t) / 256) * 256;
+    }
+    if (stagingBytes && (!this.#staging || this.#staging.bytes < stagingBytes)) {
+      this.#dropGraphs();
+      this.#staging?.[Symbol.dispose]();
+      this.#staging = undefined;
+      this.#staging = DeviceBuffer.alloc(this.lib, this.stream.device, stagingBytes);
+    }
+    const staging = this.#staging;
+    const source = (t: number) =>
+      staged.has(t) ? address(staging!.at(staged.get(t)!)) : address(host.tensorAt(t));
+    const table = new BigInt64Array(4 * copies);
     req.feedback.forEach(([out, input], i) => {
       table.set([
-        address(host.tensorAt(out)),
+        source(out),
         address(host.tensorAt(input)),
         BigInt(bytesOf(out)),
         0n,
@@ -91,7 +121,7 @@ export class DeviceLoop implements Disposable {
     regions.forEach((r, k) => {
       const i = req.feedback.length + k;
       table.set([
-        address(host.tensorAt(r.tensor)),
+        source(r.tensor),
         address(collectBuffer.at(r.offset)),
         BigInt(r.bytes),
         BigInt(r.bytes),
@@ -108,13 +138,18 @@ export class DeviceLoop implements Disposable {
         this.lib.symbols.kiln_launch_loop_copies(params, this.stream.handle),
         "kiln_launch_loop_copies",
       );
-    const key = `${batch}|${req.feedback.join(";")}|${req.collect.join(",")}|${offset}`;
+    const key = `${batch}|${req.feedback.join(";")}|${req.collect.join(",")}|${offset}|${
+      [...staged].join(";")
+    }`;
     const graph = (n: number) => {
       let g = this.#graphs.get(`${key}|${n}`);
       if (!g) {
         g = this.#capture(() => {
           for (let s = 0; s < n; s++) {
             host.enqueueLayers(batch);
+            for (const [t, at] of staged) {
+              this.stream.copyAsync(staging!.at(at), host.tensorAt(t), bytesOf(t));
+            }
             tail();
           }
         });
@@ -167,6 +202,8 @@ export class DeviceLoop implements Disposable {
     this.#dropGraphs();
     this.#collect?.[Symbol.dispose]();
     this.#collect = undefined;
+    this.#staging?.[Symbol.dispose]();
+    this.#staging = undefined;
     this.#counter[Symbol.dispose]();
   }
 }
