@@ -27,7 +27,7 @@ import { float16BitsToFloat32, float32ToFloat16Bits } from "../dsl/ir/dtype.ts";
 import { Layer, type NetworkGraph, type Precision, Tensor } from "../dsl/ir/graph.ts";
 import { KilnError } from "../errors.ts";
 import { CPU_INT8_KERNELS } from "../runtime/cpu/int8.ts";
-import { CUDA_REDUCED_PRECISION_KINDS } from "../runtime/cuda/precision.ts";
+import { CUDA_REDUCED_PRECISION_KINDS, cudaFp16Mode } from "../runtime/cuda/precision.ts";
 import type { Manifest, PlanDevice } from "../plan/mod.ts";
 import type { Logger } from "../runtime/logger.ts";
 
@@ -110,7 +110,7 @@ export function fp32OnlyCostModel(backendName: string): PrecisionCostModel {
 /** Times of the CUDA backend's kernels (H100 class), per batch item at an assumed batch of 64. */
 const CUDA_RATES = {
   /** ns per multiply-add: FP32 CUDA-core GEMMs; the WMMA FP16 and IMMA INT8 kernels. */
-  macNs: { fp32: 1e-4, fp16: 0.4e-4, int8: 0.3e-4 } as Record<Precision, number>,
+  macNs: { fp32: 1e-4, fp16: 0.4e-4, int8: 0.2e-4 } as Record<Precision, number>,
   /** ns per byte of HBM traffic (every format keeps its float32 slot on the GPU too). */
   byteNs: 4e-4,
   /** A launch inside the CUDA graph, spread over the batch. */
@@ -120,21 +120,34 @@ const CUDA_RATES = {
 /**
  * The CUDA backend's static model (no measured times yet: builder/tune times FP32 tactics only):
  * multiply-adds at each kernel's rate, bytes moved, a launch per layer; INT8 adds the launch that
- * quantizes the weights per run. FP16 and INT8 exist for the kinds in CUDA_REDUCED_PRECISION_KINDS
- * (runtime/cuda/precision.ts); a Reformat is one launch reading and writing float32.
+ * quantizes the weights per run. FP16 per runtime/cuda/precision.ts's cudaFp16Mode: tensor cores;
+ * "exact" kinds (the FP32 kernel, whose outputs of half values are half values) a hair under FP32,
+ * so that ties keep a chain in FP16 instead of counting a reformat that would not be there;
+ * "rounded" kinds FP32 plus a rounding launch. A Reformat is one launch reading and writing float32.
  */
 export const CUDA_COST_MODEL: PrecisionCostModel = {
   name: "cuda (static model: tensor-core MAC rates, bytes moved, launches; not measured)",
   layerCost(layer, p) {
-    if (p !== "fp32" && !CUDA_REDUCED_PRECISION_KINDS[p].has(layer.kind)) return undefined;
-    const moved = [...layer.inputs, ...layer.outputs].filter(isFloat)
-      .reduce((a, t) => a + itemVolume(t.dims), 0);
+    if (p === "int8" && !CUDA_REDUCED_PRECISION_KINDS.int8.has(layer.kind)) return undefined;
+    if (p !== "fp32" && (layer.kind === "Plugin" || !layer.outputs.some(isFloat))) {
+      return undefined;
+    }
+    const mode = p === "fp16" ? cudaFp16Mode(layer.kind, layer.attrs) : undefined;
+    if (p === "fp16" && !mode) return undefined;
+    const outputs = layer.outputs.filter(isFloat).reduce((a, t) => a + itemVolume(t.dims), 0);
+    const moved = layer.inputs.filter(isFloat).reduce((a, t) => a + itemVolume(t.dims), outputs);
+    const base = moved * 4 * CUDA_RATES.byteNs + CUDA_RATES.launchNs;
+    const macs = macsPerItem(layer);
+    if (mode === "exact") return (macs * CUDA_RATES.macNs.fp32 + base) * 0.98;
+    if (mode === "rounded") {
+      return macs * CUDA_RATES.macNs.fp32 + base + CUDA_RATES.launchNs +
+        outputs * 8 * CUDA_RATES.byteNs;
+    }
     const weights = layer.weights.get("weights")?.values.length ?? 0;
     const quantizeWeights = p === "int8"
       ? CUDA_RATES.launchNs + (weights * 5 * CUDA_RATES.byteNs) / 64
       : 0;
-    return macsPerItem(layer) * CUDA_RATES.macNs[p] + moved * 4 * CUDA_RATES.byteNs +
-      CUDA_RATES.launchNs + quantizeWeights;
+    return macs * CUDA_RATES.macNs[p] + base + quantizeWeights;
   },
   reformatCost(tensor) {
     return CUDA_RATES.launchNs + itemVolume(tensor.dims) * 8 * CUDA_RATES.byteNs;

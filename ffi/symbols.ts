@@ -196,21 +196,21 @@ export const SYMBOLS = {
   kiln_launch_rnn_v2: { parameters: ["buffer", "pointer"], result: status },
   /** kiln_status kiln_launch_loop_copies(const kiln_loop_copies_params* p, kiln_stream stream) */
   kiln_launch_loop_copies: { parameters: ["buffer", "pointer"], result: status },
-  /** kiln_status kiln_launch_reformat(const float* x, float* y, int64_t count, int32_t format,
+  /** kiln_status kiln_lowp_reformat_launch(const float* x, float* y, int64_t count, int32_t format,
    *  float scale, kiln_stream stream) */
-  kiln_launch_reformat: {
+  kiln_lowp_reformat_launch: {
     parameters: ["pointer", "pointer", "i64", "i32", "f32", "pointer"],
     result: status,
   },
-  /** kiln_status kiln_launch_convolution_lowp(const kiln_convolution_params* p, int32_t precision,
+  /** kiln_status kiln_lowp_convolution_launch(const kiln_convolution_params* p, int32_t precision,
    *  float x_scale, int32_t y_format, float y_scale, kiln_stream stream) */
-  kiln_launch_convolution_lowp: {
+  kiln_lowp_convolution_launch: {
     parameters: ["buffer", "i32", "f32", "i32", "f32", "pointer"],
     result: status,
   },
-  /** kiln_status kiln_launch_fully_connected_lowp(const kiln_fully_connected_params* p,
+  /** kiln_status kiln_lowp_fully_connected_launch(const kiln_fully_connected_params* p,
    *  int32_t precision, float x_scale, int32_t y_format, float y_scale, kiln_stream stream) */
-  kiln_launch_fully_connected_lowp: {
+  kiln_lowp_fully_connected_launch: {
     parameters: ["buffer", "i32", "f32", "i32", "f32", "pointer"],
     result: status,
   },

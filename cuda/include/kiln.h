@@ -719,17 +719,17 @@ KILN_API kiln_status kiln_launch_loop_copies(const kiln_loop_copies_params* p, k
  * Reduced precision (cuda/src/kernels/precision.cu). Reduced tensors live in their float32 slots
  * holding exactly their format's values (runtime/cpu/_quant.ts). Formats: KILN_F32, KILN_F16
  * (half-rounded), KILN_I8 (fround(q·scale), q = quantize(x, scale)).
- * Reformat: y[i] = x[i] in `format`. The _lowp launches run Convolution / FullyConnected on
+ * Reformat: y[i] = x[i] in `format`. The kiln_lowp_*_launch functions run Convolution / FullyConnected on
  * tensor cores in `precision` (KILN_F16: FP32 accumulation; KILN_I8: int32 accumulation, input
  * step x_scale, per-output-channel weight scales, no residual, workspace ≥ round_up(4·k, 256) +
  * k·(c/groups)·kernel_h·kernel_w bytes) and write y in y_format (y_scale for KILN_I8).
  */
-KILN_API kiln_status kiln_launch_reformat(const float* x, float* y, int64_t count, int32_t format,
+KILN_API kiln_status kiln_lowp_reformat_launch(const float* x, float* y, int64_t count, int32_t format,
                                           float scale, kiln_stream stream);
-KILN_API kiln_status kiln_launch_convolution_lowp(const kiln_convolution_params* p, int32_t precision,
+KILN_API kiln_status kiln_lowp_convolution_launch(const kiln_convolution_params* p, int32_t precision,
                                                   float x_scale, int32_t y_format, float y_scale,
                                                   kiln_stream stream);
-KILN_API kiln_status kiln_launch_fully_connected_lowp(const kiln_fully_connected_params* p,
+KILN_API kiln_status kiln_lowp_fully_connected_launch(const kiln_fully_connected_params* p,
                                                       int32_t precision, float x_scale,
                                                       int32_t y_format, float y_scale,
                                                       kiln_stream stream);

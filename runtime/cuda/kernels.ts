@@ -43,7 +43,7 @@ import { deconvolution, matrixMultiply } from "./_linear_algebra.ts";
 import { plugin } from "./_plugin.ts";
 import { gather, raggedSoftmax, topk } from "./_selection.ts";
 import { rnnV2 } from "./_rnn.ts";
-import { reformat, withReducedPrecision } from "./precision.ts";
+import { reformat, withFp16Outputs, withReducedPrecision } from "./precision.ts";
 
 export type { CudaKernel, LaunchArgs, LaunchTensor } from "./_launch.ts";
 
@@ -376,29 +376,29 @@ const lrn: CudaKernel = {
 };
 
 export const CUDA_KERNELS: Record<string, CudaKernel> = {
-  Activation: activation,
-  Concatenation: concatenation,
+  Activation: withFp16Outputs(activation),
+  Concatenation: withFp16Outputs(concatenation),
   Constant: constant,
   Convolution: withReducedPrecision(withTactics(convolution, "Convolution")),
   Deconvolution: deconvolution,
-  ElementWise: elementwise,
+  ElementWise: withFp16Outputs(elementwise),
   FullyConnected: withReducedPrecision(withTactics(fullyConnected, "FullyConnected")),
   FusedElementwise: fusedElementwise,
   FusedMlp: fusedMlp,
   Gather: gather,
   Identity: identity,
-  LRN: lrn,
+  LRN: withFp16Outputs(lrn),
   MatrixMultiply: matrixMultiply,
   Padding: padding,
   Plugin: plugin,
-  Pooling: pooling,
+  Pooling: withFp16Outputs(pooling),
   RaggedSoftMax: raggedSoftmax,
   Reduce: reduce,
   Reformat: reformat,
   RNNv2: rnnV2,
-  Scale: scale,
-  Shuffle: shuffle,
-  SoftMax: softmax,
+  Scale: withFp16Outputs(scale),
+  Shuffle: withFp16Outputs(shuffle),
+  SoftMax: withFp16Outputs(softmax),
   TopK: topk,
   Unary: unary,
 };

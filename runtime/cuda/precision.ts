@@ -13,16 +13,45 @@ import type { Precision } from "../../dsl/ir/graph.ts";
 import { check, type NativeLibrary } from "../../ffi/mod.ts";
 import { KilnError } from "../../errors.ts";
 import type { Manifest, ManifestLayer } from "../../plan/mod.ts";
-import type { CudaKernel } from "./_launch.ts";
+import { type CudaKernel, offsetPointer } from "./_launch.ts";
 
 /** Format codes of kiln.h (KILN_F32, KILN_F16, KILN_I8). */
 const FORMAT_CODE: Record<Precision, number> = { fp32: 0, fp16: 1, int8: 2 };
 
 /** Layer kinds with reduced-precision kernels on the CUDA backend, by precision. */
 export const CUDA_REDUCED_PRECISION_KINDS: Record<"fp16" | "int8", ReadonlySet<string>> = {
-  fp16: new Set(["Convolution", "FullyConnected"]),
+  fp16: new Set([
+    "Convolution",
+    "FullyConnected",
+    "Activation",
+    "Concatenation",
+    "ElementWise",
+    "LRN",
+    "Pooling",
+    "Scale",
+    "Shuffle",
+    "SoftMax",
+  ]),
   int8: new Set(["Convolution", "FullyConnected"]),
 };
+
+/**
+ * How a layer runs in FP16 on the GPU: on tensor cores (Convolution, FullyConnected); "exact":
+ * the FP32 kernel as is, because its outputs of half values are half values (max pooling, ReLU,
+ * data movement); "rounded": the FP32 kernel (FP32 internals, as the CPU), then its outputs
+ * rounded to half in place by one more launch. Undefined: no FP16 on the GPU.
+ */
+export function cudaFp16Mode(
+  kind: string,
+  attrs: Record<string, unknown>,
+): "tensor-core" | "exact" | "rounded" | undefined {
+  if (!CUDA_REDUCED_PRECISION_KINDS.fp16.has(kind)) return undefined;
+  if (kind === "Convolution" || kind === "FullyConnected") return "tensor-core";
+  if (kind === "Concatenation" || kind === "Shuffle") return "exact";
+  if (kind === "Pooling" && attrs.type === "max") return "exact";
+  if (kind === "Activation" && attrs.type === "relu") return "exact";
+  return "rounded";
+}
 
 interface LayerFormats {
   xScale: number;
@@ -176,3 +205,46 @@ export const reformat: CudaKernel = {
     check(a.lib, st, `kiln_lowp_reformat_launch (layer "${a.layer.name}")`);
   },
 };
+
+/**
+ * An entry for a kind whose FP16 is its FP32 kernel (see cudaFp16Mode): "rounded" layers get
+ * their float outputs rounded to half in place (per batch item for a view).
+ */
+export function withFp16Outputs(base: CudaKernel): CudaKernel {
+  return {
+    ...base,
+    unsupported(layer, manifest) {
+      const why = base.unsupported?.(layer, manifest);
+      if (why || layer.precision === "fp32") return why;
+      if (layer.precision === "int8" || !cudaFp16Mode(layer.kind, layer.attrs)) {
+        return `the CUDA backend has no ${layer.precision.toUpperCase()} kernel for ${layer.kind}`;
+      }
+      return undefined;
+    },
+    launch(a) {
+      base.launch(a);
+      if (a.layer.precision !== "fp16" || cudaFp16Mode(a.layer.kind, a.layer.attrs) !== "rounded") {
+        return;
+      }
+      for (const y of a.outputs) {
+        if (y.dtype !== "float32") continue;
+        const item = volume(y.dims.slice(1));
+        const parts = y.batchStride === undefined ? [[y.ptr, volume(y.dims)] as const] : Array.from(
+          { length: y.dims[0] },
+          (_, b) => [offsetPointer(y.ptr, b * y.batchStride! * 4), item] as const,
+        );
+        for (const [ptr, count] of parts) {
+          const st = a.lib.symbols.kiln_lowp_reformat_launch(
+            ptr,
+            ptr,
+            BigInt(count),
+            FORMAT_CODE.fp16,
+            0,
+            a.stream.handle,
+          );
+          check(a.lib, st, `kiln_lowp_reformat_launch (FP16 outputs of "${a.layer.name}")`);
+        }
+      }
+    },
+  };
+}

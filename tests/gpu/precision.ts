@@ -13,7 +13,7 @@ import { type BuildConfig, buildEngine } from "../../builder/build.ts";
 import { ArrayBatchStream } from "../../builder/quant/batch_stream.ts";
 import { MinMaxCalibrator } from "../../builder/quant/calibrator.ts";
 import { N, Network } from "../../dsl/network.ts";
-import { parseCaffe, readCaffeBlob } from "../../mod.ts";
+import { parseCaffe, readCaffeBlob } from "../../parsers/caffe/mod.ts";
 import { Engine } from "../../runtime/engine.ts";
 import { randomArray, rng } from "../_util.ts";
 import { Skip } from "./examples.ts";

@@ -362,10 +362,10 @@ kiln_status fc_lowp(const kiln_fully_connected_params* p, int precision, float x
 
 }  // namespace
 
-extern "C" KILN_API kiln_status kiln_launch_reformat(const float* x, float* y, int64_t count,
+extern "C" KILN_API kiln_status kiln_lowp_reformat_launch(const float* x, float* y, int64_t count,
                                                      int32_t format, float scale,
                                                      kiln_stream stream) {
-  const char* where = "kiln_launch_reformat";
+  const char* where = "kiln_lowp_reformat_launch";
   if (stream == nullptr) return kiln::fail(KILN_INVALID_ARGUMENT, "%s: stream is NULL", where);
   if (count < 0 || (count > 0 && (!x || !y)) || format < 0 || format > 2 ||
       (format == FMT_I8 && !(scale > 0.f && scale <= 3.4028235e38f))) {
@@ -380,23 +380,23 @@ extern "C" KILN_API kiln_status kiln_launch_reformat(const float* x, float* y, i
   return kiln::check_launch(where);
 }
 
-extern "C" KILN_API kiln_status kiln_launch_convolution_lowp(const kiln_convolution_params* p,
+extern "C" KILN_API kiln_status kiln_lowp_convolution_launch(const kiln_convolution_params* p,
                                                              int32_t precision, float x_scale,
                                                              int32_t y_format, float y_scale,
                                                              kiln_stream stream) {
   if (precision != KILN_F16 && precision != KILN_I8) {
-    return kiln::fail(KILN_INVALID_ARGUMENT, "kiln_launch_convolution_lowp: precision %d", precision);
+    return kiln::fail(KILN_INVALID_ARGUMENT, "kiln_lowp_convolution_launch: precision %d", precision);
   }
-  return conv_lowp(p, precision, x_scale, y_format, y_scale, stream, "kiln_launch_convolution_lowp");
+  return conv_lowp(p, precision, x_scale, y_format, y_scale, stream, "kiln_lowp_convolution_launch");
 }
 
-extern "C" KILN_API kiln_status kiln_launch_fully_connected_lowp(
+extern "C" KILN_API kiln_status kiln_lowp_fully_connected_launch(
     const kiln_fully_connected_params* p, int32_t precision, float x_scale, int32_t y_format,
     float y_scale, kiln_stream stream) {
   if (precision != KILN_F16 && precision != KILN_I8) {
-    return kiln::fail(KILN_INVALID_ARGUMENT, "kiln_launch_fully_connected_lowp: precision %d",
+    return kiln::fail(KILN_INVALID_ARGUMENT, "kiln_lowp_fully_connected_launch: precision %d",
                       precision);
   }
   return fc_lowp(p, precision, x_scale, y_format, y_scale, stream,
-                 "kiln_launch_fully_connected_lowp");
+                 "kiln_lowp_fully_connected_launch");
 }
