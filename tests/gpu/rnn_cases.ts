@@ -140,9 +140,9 @@ export const RNN_CASES: OpCase[] = [
       maxBatch: 19,
     })
   ),
-  // A one-step bidirectional stack at batch 1 and 3 (one cooperative launch for both layers) and
-  // at 40 (the cluster-split kernel: two 32-item tiles, the second partial, 70 units over
-  // 21-unit GRU column tiles).
+  // A one-step bidirectional stack at batch 1 and 3 (with KILN_RNN_PERSISTENT=1: one cooperative
+  // launch for both layers) and at 40 (the cluster-split kernel: one 64-item tile, partly empty,
+  // 70 units over 10-unit GRU column tiles, the last one partial).
   rnnCase({
     op: "gru",
     bidirectional: true,

@@ -9,18 +9,21 @@
 //    gate rows of a unit read once for all 8 items), the slices meet in shared memory and the
 //    block's first 32 threads apply the gate non-linearities and write state and outputs.
 //  - one-step sequences (a generation step): no projection; the step kernel reduces W·x and R·h
-//    together, so a layer is a single launch.
-//  - from a batch of 16 on, the step kernel is a shared-memory tiled GEMM instead (16 items ×
-//    the gate rows of 16 LSTM units per block, each weight read once per 16 items), its cell
-//    update taken from shared memory.
+//    together, so a layer is a single launch (KILN_RNN_PERSISTENT=1: every stacked layer in ONE
+//    cooperative launch with a grid-wide barrier between layers, rnn_layers; measured slower).
+//  - from a batch of 16 on, the step kernel is a shared-memory tiled GEMM instead: on sm_90 with
+//    K split over the 8 blocks of a thread-block cluster (rnn_step_split, 64 items × 32 gate
+//    columns per tile), elsewhere 16 items × the gate rows of 16 LSTM units per block
+//    (rnn_step_tiled); the cell update is taken from shared memory.
 // The hidden state ping-pongs between two workspace buffers (blocks read the whole previous h
 // while others write theirs); the cell state is updated in place in c_out (each element is read
 // and written by one thread). The final layer writes y, earlier ones a workspace buffer
-// alternating with y. Every launch is a plain kernel on the stream: graph-capturable.
+// alternating with y. Every launch (plain, cluster or cooperative) is graph-capturable.
 // Summation orders are fixed (no atomics): results are bitwise reproducible.
 #include <cooperative_groups.h>
 
 #include <cstdlib>
+#include <cstring>
 
 #include "../common.cuh"
 
@@ -411,19 +414,25 @@ __global__ void __launch_bounds__(256) rnn_step_tiled(const __grid_constant__ St
 }
 
 // The split step kernel (sm_90): the tiled step with K dealt out to the kSplit blocks of a
-// thread-block cluster, so a batch of 64 keeps 256 blocks busy instead of 128 (the tiled kernel
-// is latency-bound: one block per SM walking all of K). Each block multiplies a tile of
+// thread-block cluster, so a batch of 64 keeps 512 blocks busy instead of 128 (the tiled kernel
+// is latency-bound: one block per SM walking all of K in 16 dependent stages; here 2). Each block multiplies a tile of
 // kSplitItems items × kSplitCols gate columns over its K slice (the W·x and R·h segments are
 // sliced separately: with both present, half the blocks take x and half h), the next stage's
 // loads in registers while the current one is multiplied, 2 × 4 outputs per thread. The
 // partial tiles meet through distributed shared memory: block r of the cluster sums the kSplit
 // partials of its kSplitItems / kSplit items in a fixed order (deterministic, no atomics) and
 // applies the cell update.
-constexpr int kSplit = 4, kSplitItems = 32, kSplitCols = 64;
+// K slices per tile (the cluster size): 8 by default (H100, CharRNN b64: 0.88M samples/s vs
+// 0.83M with 4), 4 as a diagnostic.
+constexpr int kSplitFewer = 4;
+// Tile shapes (items × gate columns): 64 × 32 reads each weight once per step at a batch of 64,
+// 32 × 64 reads it twice but the activations half as often.
+constexpr int kWideItems = 64, kWideCols = 32, kTallItems = 32, kTallCols = 64;
 
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 // The segment (0: W·x, 1: R·h, -1: none) of K slice s, its part within the segment and the
 // number of parts the segment is cut into.
+template <int kSplit>
 __device__ __forceinline__ int slice_segment(int s, bool has_x, bool has_h, int& part,
                                              int& parts) {
   if (has_x && has_h) {
@@ -435,11 +444,13 @@ __device__ __forceinline__ int slice_segment(int s, bool has_x, bool has_h, int&
 }
 #endif
 
-template <int OP>
+template <int OP, int kSplitItems, int kSplitCols, int kSplit>
 __global__ void __launch_bounds__(256) rnn_step_split(const __grid_constant__ StepArgs a) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   constexpr int G = gates_of(OP), BU = kSplitCols / G, BN = G * BU, D = 64;  // K per stage
   constexpr int kRowsA = kSplitItems * D / 256, kRowsB = kSplitCols * D / 256;
+  constexpr int kColThreads = kSplitCols / 4;  // 4 columns per thread
+  static_assert(kSplitItems * kColThreads == 2 * 256, "2 items × 4 columns per thread");
   constexpr int kPartRow = kSplitCols + 1;
   __shared__ float as[D][kSplitItems + 1];
   __shared__ __align__(16) float bs[D][kSplitCols + 4];
@@ -451,11 +462,11 @@ __global__ void __launch_bounds__(256) rnn_step_split(const __grid_constant__ St
   const int dir = blockIdx.z, H = a.h, tid = threadIdx.x;
   const DirWeights& W = a.dw[dir];
   const int j0 = (blockIdx.x / kSplit) * BU, b0 = blockIdx.y * kSplitItems;
-  const int tx = tid % 16, ty = tid / 16;  // columns tx·4 .. +3, items ty·2, ty·2 + 1
+  const int tx = tid % kColThreads, ty = tid / kColThreads;  // columns tx·4 .. +3, items ty·2 ..
   const int kq = tid % D, r0 = tid / D;    // loads: rows r0 + 4q at k kq
   const bool has_x = a.fused && !a.skip, has_h = a.hp != nullptr;
   int part, parts;
-  const int seg = slice_segment(rank, has_x, has_h, part, parts);
+  const int seg = slice_segment<kSplit>(rank, has_x, has_h, part, parts);
   float acc[2][4] = {};
   if (seg >= 0) {
     const int K = seg == 0 ? a.in : H;
@@ -522,7 +533,7 @@ __global__ void __launch_bounds__(256) rnn_step_split(const __grid_constant__ St
     float xdot[G] = {}, hdot[G] = {};
     for (int s = 0; s < kSplit; ++s) {
       int sp, sps;
-      const int sg = slice_segment(s, has_x, has_h, sp, sps);
+      const int sg = slice_segment<kSplit>(s, has_x, has_h, sp, sps);
       if (sg < 0) continue;
       const float* remote = cluster.map_shared_rank(&partial[0][0], (unsigned)s) + i * kPartRow;
       if (sg == 0) {
@@ -636,12 +647,15 @@ kiln_status check_params(const kiln_rnn_v2_params* p, const char* where) {
 
 bool aligned16(const void* q) { return ((uintptr_t)q & 15) == 0; }
 
-// Diagnostics: KILN_RNN_PERSISTENT=0 runs a one-step stack as one launch per layer,
-// KILN_RNN_SPLIT=0 runs batches from 16 on with the unsplit tiled kernel (read at every launch,
-// so a benchmark can compare both in one process).
-bool enabled(const char* name) {
+// Diagnostics, read at every launch (a benchmark can compare the paths in one process):
+// KILN_RNN_PERSISTENT=1 runs a one-step small-batch stack as one cooperative launch (off by
+// default: on the H100 it measured 0.3-0.5 µs slower per CharRNN step than one launch per layer,
+// the grid barrier costing what the saved launch did); KILN_RNN_SPLIT=0 runs batches from 16 on
+// with the unsplit tiled kernel; KILN_RNN_SPLIT_K=4 and KILN_RNN_SPLIT_TILE=32x64 pick other
+// split shapes.
+bool env_is(const char* name, const char* value) {
   const char* e = getenv(name);
-  return !(e && e[0] == '0' && e[1] == 0);
+  return e && strcmp(e, value) == 0;
 }
 
 // Compute capability major of `device`, cached.
@@ -693,8 +707,11 @@ kiln_status launch_layers(const LayerSteps& ls, dim3 grid, cudaStream_t stream,
   return kiln::check_launch(where);
 }
 
-template <int OP>
-kiln_status launch_split(const StepArgs& s, dim3 grid, cudaStream_t stream, const char* where) {
+template <int OP, int kSplitItems, int kSplitCols, int kSplit>
+kiln_status launch_split(const StepArgs& s, int H, int n, int D, cudaStream_t stream,
+                         const char* where) {
+  constexpr int units = kSplitCols / gates_of(OP);
+  const dim3 grid((H + units - 1) / units * kSplit, (n + kSplitItems - 1) / kSplitItems, D);
   cudaLaunchAttribute attr[1];
   attr[0].id = cudaLaunchAttributeClusterDimension;
   attr[0].val.clusterDim.x = kSplit;
@@ -706,7 +723,8 @@ kiln_status launch_split(const StepArgs& s, dim3 grid, cudaStream_t stream, cons
   cfg.stream = stream;
   cfg.attrs = attr;
   cfg.numAttrs = 1;
-  KILN_TRY_CUDA(cudaLaunchKernelEx(&cfg, rnn_step_split<OP>, s), where);
+  KILN_TRY_CUDA(
+      cudaLaunchKernelEx(&cfg, rnn_step_split<OP, kSplitItems, kSplitCols, kSplit>, s), where);
   return kiln::check_launch(where);
 }
 
@@ -723,10 +741,12 @@ kiln_status launch_all(const kiln_rnn_v2_params* p, cudaStream_t stream, int dev
   const bool fused = T == 1;
   const int64_t LD = (int64_t)L * D;
   const bool tiled = n >= kTiledMinBatch;
-  const bool split = tiled && cc_major(device) >= 9 && enabled("KILN_RNN_SPLIT");
+  const bool split = tiled && cc_major(device) >= 9 && !env_is("KILN_RNN_SPLIT", "0");
+  const bool tall = env_is("KILN_RNN_SPLIT_TILE", "32x64");
+  const bool four = tall || env_is("KILN_RNN_SPLIT_K", "4");
   // A one-step small-batch stack: the layers' step arguments are collected and launched once.
   const bool persistent = fused && !tiled && L > 1 && L <= kMaxPersistentLayers &&
-                          enabled("KILN_RNN_PERSISTENT");
+                          env_is("KILN_RNN_PERSISTENT", "1");
   LayerSteps ls{};
   bool all_vec = true;
   const float* x = p->x;
@@ -766,12 +786,10 @@ kiln_status launch_all(const kiln_rnn_v2_params* p, cudaStream_t stream, int dev
     s.c_final = p->c_out ? p->c_out + (int64_t)l * D * H : nullptr;
     s.final_item = LD * H;
     s.n = n, s.t = T, s.in = in, s.h = H, s.dirs = D, s.fused = fused, s.skip = skip;
-    constexpr int tile_units = kTileCols / G, split_units = kSplitCols / G;
-    const dim3 grid = split ? dim3((H + split_units - 1) / split_units * kSplit,
-                                   (n + kSplitItems - 1) / kSplitItems, D)
-                      : tiled ? dim3((H + tile_units - 1) / tile_units,
-                                     (n + kTileItems - 1) / kTileItems, D)
-                              : dim3((H + kUnits - 1) / kUnits, (n + kItems - 1) / kItems, D);
+    constexpr int tile_units = kTileCols / G;
+    const dim3 grid = tiled ? dim3((H + tile_units - 1) / tile_units,
+                                   (n + kTileItems - 1) / kTileItems, D)
+                            : dim3((H + kUnits - 1) / kUnits, (n + kItems - 1) / kItems, D);
     for (int step = 0; step < T; ++step) {
       s.step = step;
       if (step == 0) {
@@ -789,7 +807,11 @@ kiln_status launch_all(const kiln_rnn_v2_params* p, cudaStream_t stream, int dev
         continue;
       }
       if (split) {
-        KILN_TRY(launch_split<OP>(s, grid, stream, where));
+        const kiln_status st =
+            tall   ? launch_split<OP, kTallItems, kTallCols, kSplitFewer>(s, H, n, D, stream, where)
+            : four ? launch_split<OP, kWideItems, kWideCols, kSplitFewer>(s, H, n, D, stream, where)
+                   : launch_split<OP, kWideItems, kWideCols, 8>(s, H, n, D, stream, where);
+        KILN_TRY(st);
         continue;
       }
       if (tiled) {
