@@ -141,8 +141,8 @@ export const RNN_CASES: OpCase[] = [
     })
   ),
   // A one-step bidirectional stack at batch 1 and 3 (with KILN_RNN_PERSISTENT=1: one cooperative
-  // launch for both layers) and at 40 (the cluster-split kernel: one 64-item tile, partly empty,
-  // 70 units over 10-unit GRU column tiles, the last one partial).
+  // launch for both layers) and at 40 (the cluster-split kernel: one 64-item tile, partly empty;
+  // 70 units as 7 column tiles of 10 GRU units, 30 of their 32 columns used).
   rnnCase({
     op: "gru",
     bidirectional: true,
