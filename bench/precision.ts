@@ -121,7 +121,9 @@ async function measure(
   const item = itemShape.reduce((a, b) => a * b, 1);
   const x = seededInput(batch * item);
   const calibration = seededInput(4 * item, 7);
-  const timingCache = await Deno.makeTempFile({ suffix: ".kiln-timing" });
+  // One timing cache for the three builds (a new file: the tuner refuses to overwrite others).
+  const cacheDir = await Deno.makeTempDir();
+  const timingCache = `${cacheDir}/timing.json`;
   const configs: [string, BuildConfig][] = [
     ["fp32", {}],
     ["fp16", { fp16: true }],
@@ -162,7 +164,7 @@ async function measure(
     );
     rows.push(row);
   }
-  await Deno.remove(timingCache).catch(() => {});
+  await Deno.remove(cacheDir, { recursive: true }).catch(() => {});
   return rows;
 }
 
