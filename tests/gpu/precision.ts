@@ -197,12 +197,17 @@ async function lenetAccuracy(): Promise<string> {
     }
     return x;
   };
-  const lenet = async () => {
+  // The convolutions and inner products are forced to the precision under test: the CUDA cost
+  // model (measured rates, builder/precision.ts) would keep them in FP32, which is faster today.
+  const lenet = async (precision: "fp32" | "fp16" | "int8") => {
     const { network, blobs } = await parseCaffe({
       deploy: `${d}/caffe/mnist/mnist.prototxt`,
       model: `${d}/caffe/mnist/mnist.caffemodel`,
     });
     network.markOutput(blobs.get("prob"));
+    for (const l of network.layers) {
+      if (l.kind === "Convolution" || l.kind === "FullyConnected") l.precision = precision;
+    }
     return network;
   };
   const CAL = 1000, EVAL = 9000, BATCH = 500;
@@ -220,7 +225,7 @@ async function lenetAccuracy(): Promise<string> {
   const top1: Record<string, number> = {};
   const notes: string[] = [];
   for (const [name, config] of configs) {
-    using built = await buildEngine(await lenet(), {
+    using built = await buildEngine(await lenet(name as "fp32" | "fp16" | "int8"), {
       device: "cuda",
       maxBatchSize: BATCH,
       logger: quiet,

@@ -148,8 +148,11 @@ function net() {
   return n;
 }
 
-function choose(fp16: boolean, int8: boolean): Record<string, string> {
+function choose(fp16: boolean, int8: boolean, force?: "fp16" | "int8"): Record<string, string> {
   const n = net();
+  if (force) {
+    for (const l of n.layers) if (l.name === "conv" || l.name === "fc") l.precision = force;
+  }
   const r = assignPrecision(n, [...n.layers], {
     fp16,
     int8,
@@ -160,12 +163,15 @@ function choose(fp16: boolean, int8: boolean): Record<string, string> {
   return Object.fromEntries(r.layers.map((l) => [l.layer, l.precision]));
 }
 
-Deno.test("CUDA cost model: GEMMs go to FP16/INT8 where enabled; kinds without kernels stay FP32", () => {
+Deno.test("CUDA cost model: measured rates keep GEMMs in FP32; forced FP16/INT8 run; kinds without kernels stay FP32", () => {
   assert.deepEqual(Object.values(choose(false, false)), ["fp32", "fp32", "fp32", "fp32"]);
-  const f16 = choose(true, false);
+  // Today's tensor-core kernels are slower than the tuned FP32 ones (bench/RESULTS.md).
+  assert.deepEqual(Object.values(choose(true, false)), ["fp32", "fp32", "fp32", "fp32"]);
+  assert.deepEqual(Object.values(choose(false, true)), ["fp32", "fp32", "fp32", "fp32"]);
+  const f16 = choose(true, false, "fp16");
   assert.equal(f16.conv, "fp16");
   assert.equal(f16.fc, "fp16");
-  const i8 = choose(false, true);
+  const i8 = choose(false, true, "int8");
   assert.equal(i8.conv, "int8");
   assert.equal(i8.prob, "fp32");
   assert.equal(CUDA_COST_MODEL.layerCost(net().layers[3], "int8"), undefined);
