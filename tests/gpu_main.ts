@@ -11,6 +11,7 @@ import type { GpuTest } from "./gpu/_harness.ts";
 import { exampleTests, Skip } from "./gpu/examples.ts";
 import { fusionTests } from "./gpu/fusion.ts";
 import { opTests } from "./gpu/ops.ts";
+import { passEquivalenceTests } from "./gpu/pass_equivalence.ts";
 import { passTests } from "./gpu/passes.ts";
 import { runtimeTests } from "./gpu/runtime.ts";
 import { tuneTests } from "./gpu/tune.ts";
@@ -32,6 +33,7 @@ const tests: GpuTest[] = [...runtimeTests(), ...opTests(), ...exampleTests()]
 tests.push(...passTests().filter((t) => !filter || t.name.includes(filter)));
 tests.push(...tuneTests().filter((t) => !filter || t.name.includes(filter)));
 tests.push(...fusionTests().filter((t) => !filter || t.name.includes(filter)));
+tests.push(...passEquivalenceTests().filter((t) => !filter || t.name.includes(filter)));
 tests.push(
   ...(await import("./gpu/aliases.ts")).aliasTests().filter((t) =>
     !filter || t.name.includes(filter)
