@@ -1,6 +1,6 @@
 /**
  * RNNv2 and the device-side loop on the GPU: examples/charrnn.ts --device=cuda prints the same
- * prompt + 300 characters as an independent float64 decoder (tests/gpu/_charrnn_reference.ts),
+ * prompt + 300 characters as an independent float64 decoder (tests/_charrnn_reference.ts),
  * executeLoop equals one execute per step (bitwise: the same kernels on the same inputs) and the
  * CPU's loop within FP32 tolerance, profiled loops take the per-step path, and the workspace
  * the TypeScript side reserves is what kiln_rnn_v2_workspace_bytes asks for.
@@ -15,7 +15,7 @@ import { readCheckpoint } from "../../parsers/tf/checkpoint.ts";
 import { rnnWorkspaceBytes } from "../../runtime/cuda/_rnn.ts";
 import { charRnnBenchNet } from "../../bench/charrnn_net.ts";
 import { type GpuTest, maxRelativeError, quiet } from "./_harness.ts";
-import { best, loadReference, referenceGreedy, ReferenceLstm } from "./_charrnn_reference.ts";
+import { best, loadReference, referenceGreedy, ReferenceLstm } from "../_charrnn_reference.ts";
 
 const PROMPT = "ROMEO:\n";
 

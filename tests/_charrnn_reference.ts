@@ -12,10 +12,10 @@
 import assert from "node:assert/strict";
 
 export const DATA_FILE = new URL(
-  "../../data/charrnn/model-85340.data-00000-of-00001",
+  "../data/charrnn/model-85340.data-00000-of-00001",
   import.meta.url,
 );
-export const VOCAB_FILE = new URL("../../data/charrnn/vocab.json", import.meta.url);
+export const VOCAB_FILE = new URL("../data/charrnn/vocab.json", import.meta.url);
 export const HIDDEN = 128, VOCAB = 65, GATES = 4 * HIDDEN;
 
 /** Byte offsets and shapes in the .data shard (../shared/data/SOURCES.md, "TensorFlow char-rnn"). */
