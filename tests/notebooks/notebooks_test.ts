@@ -128,7 +128,28 @@ interface Executed {
   bundles: Record<string, unknown>[];
 }
 
+/**
+ * Deno's kernel can report a cell idle before the cell's console output reaches nbconvert, which
+ * then drops it (the race of denoland/deno#20337's discussion, seen here under load): a code cell
+ * that logs yet came back with no output at all. Such a run is executed once more, and says so.
+ */
+function lostOutput(nb: Notebook): number[] {
+  return nb.cells.flatMap((c, i) =>
+    c.cell_type === "code" && /console\.log\(/.test(text(c.source)) && !c.outputs?.length ? [i] : []
+  );
+}
+
 async function execute(name: string, env: Record<string, string> = {}): Promise<Executed> {
+  const first = await executeOnce(name, env);
+  const lost = lostOutput(first.nb);
+  if (!lost.length) return first;
+  console.log(
+    `${name}: cells ${lost.join(", ")} lost their output to the kernel race; running again`,
+  );
+  return await executeOnce(name, env);
+}
+
+async function executeOnce(name: string, env: Record<string, string>): Promise<Executed> {
   await ready;
   const dir = await Deno.makeTempDir({ prefix: "kiln-notebook-" });
   try {
