@@ -1,6 +1,13 @@
 /** What a CUDA kernel-table entry receives and how it launches (shared by the entry files). */
 import type { DType } from "../../dsl/ir/dtype.ts";
-import { check, type NativeLibrary, type Stream } from "../../ffi/mod.ts";
+import { activationParams, type ActivationSpec } from "../../dsl/layers/_epilogue.ts";
+import {
+  ACTIVATION_CODE,
+  check,
+  type NativeLibrary,
+  RESIDUAL_CODE,
+  type Stream,
+} from "../../ffi/mod.ts";
 import type { Manifest, ManifestLayer } from "../../plan/mod.ts";
 
 export interface LaunchTensor {
@@ -82,4 +89,21 @@ export function float32Weights(layer: ManifestLayer): string | undefined {
 /** A device address `bytes` further on. */
 export function offsetPointer(p: Deno.PointerValue, bytes: number): Deno.PointerValue {
   return bytes === 0 || p === null ? p : Deno.UnsafePointer.offset(p, bytes);
+}
+
+export interface EpilogueAttrs {
+  activation?: ActivationSpec;
+  residual?: "pre" | "post";
+}
+
+/** The epilogue fields of a kernel struct from a layer's fused activation and residual. */
+export function epilogueFields(a: EpilogueAttrs, inputs: LaunchTensor[]) {
+  const act = a.activation ? activationParams(a.activation) : { alpha: 0, beta: 0 };
+  return {
+    act: a.activation ? ACTIVATION_CODE[a.activation.type] : 0,
+    alpha: act.alpha,
+    beta: act.beta,
+    residual_mode: RESIDUAL_CODE[a.residual ?? "none"],
+    residual: a.residual ? inputs[inputs.length - 1].ptr : null,
+  };
 }

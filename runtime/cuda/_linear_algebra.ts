@@ -4,33 +4,15 @@
  * (a gather over the taps that reach each output pixel: no atomics).
  */
 import { volume } from "../../dsl/ir/dims.ts";
-import { activationParams, type ActivationSpec } from "../../dsl/layers/_epilogue.ts";
-import {
-  ACTIVATION_CODE,
-  DECONVOLUTION_PARAMS,
-  MATRIX_MULTIPLY_PARAMS,
-  MAX_RANK,
-  RESIDUAL_CODE,
-} from "../../ffi/mod.ts";
+import { DECONVOLUTION_PARAMS, MATRIX_MULTIPLY_PARAMS, MAX_RANK } from "../../ffi/mod.ts";
 import { KilnError } from "../../errors.ts";
-import { type CudaKernel, float32Weights, launch, type LaunchTensor } from "./_launch.ts";
-
-interface EpilogueAttrs {
-  activation?: ActivationSpec;
-  residual?: "pre" | "post";
-}
-
-/** The epilogue fields shared by the GEMM-shaped structs; the residual is the last input. */
-export function epilogueFields(a: EpilogueAttrs, inputs: LaunchTensor[]) {
-  const act = a.activation ? activationParams(a.activation) : { alpha: 0, beta: 0 };
-  return {
-    act: a.activation ? ACTIVATION_CODE[a.activation.type] : 0,
-    alpha: act.alpha,
-    beta: act.beta,
-    residual_mode: RESIDUAL_CODE[a.residual ?? "none"],
-    residual: a.residual ? inputs[inputs.length - 1].ptr : null,
-  };
-}
+import {
+  type CudaKernel,
+  type EpilogueAttrs,
+  epilogueFields,
+  float32Weights,
+  launch,
+} from "./_launch.ts";
 
 /**
  * Element strides of an operand's matrices along the output's leading dims `lead`: its own

@@ -25,7 +25,6 @@ import {
   POOLING_PARAMS,
   REDUCE_CODE,
   REDUCE_PARAMS,
-  RESIDUAL_CODE,
   SCALE_MODE_CODE,
   SCALE_PARAMS,
   SOFTMAX_PARAMS,
@@ -35,7 +34,13 @@ import {
 import { type LrnAttrs, lrnChannelAxis } from "../../dsl/layers/lrn.ts";
 import { type ReduceAttrs, reduceAxes } from "../../dsl/layers/reduce.ts";
 import type { UnaryAttrs } from "../../dsl/layers/unary.ts";
-import { type CudaKernel, float32Weights, launch, type LaunchTensor } from "./_launch.ts";
+import {
+  type CudaKernel,
+  type EpilogueAttrs,
+  epilogueFields,
+  float32Weights,
+  launch,
+} from "./_launch.ts";
 import { concatenation, constant, padding, shuffle } from "./_movement.ts";
 import { fusedElementwise, fusedMlp } from "./_fused.ts";
 import { withTactics } from "./tactics.ts";
@@ -46,22 +51,6 @@ import { rnnV2 } from "./_rnn.ts";
 import { reformat, withFp16Outputs, withReducedPrecision } from "./precision.ts";
 
 export type { CudaKernel, LaunchArgs, LaunchTensor } from "./_launch.ts";
-
-interface EpilogueAttrs {
-  activation?: ActivationSpec;
-  residual?: "pre" | "post";
-}
-
-function epilogue(a: EpilogueAttrs, inputs: LaunchTensor[]) {
-  const act = a.activation ? activationParams(a.activation) : { alpha: 0, beta: 0 };
-  return {
-    act: a.activation ? ACTIVATION_CODE[a.activation.type] : 0,
-    alpha: act.alpha,
-    beta: act.beta,
-    residual_mode: RESIDUAL_CODE[a.residual ?? "none"],
-    residual: a.residual ? inputs[inputs.length - 1].ptr : null,
-  };
-}
 
 /** Strides reading `inDims` broadcast to `outDims` (numpy rules: 0 along broadcast dims). */
 function broadcastStrides(inDims: number[], outDims: number[]): number[] {
@@ -136,7 +125,7 @@ const convolution: CudaKernel = {
         dilation_h: at.dilation[0],
         dilation_w: at.dilation[1],
         groups: at.groups,
-        ...epilogue(at, a.inputs),
+        ...epilogueFields(at, a.inputs),
         x_batch_stride: a.inputs[0].batchStride ?? 0,
         y_batch_stride: a.outputs[0].batchStride ?? 0,
       }),
@@ -163,7 +152,7 @@ const fullyConnected: CudaKernel = {
         m: volume(dims, 0, at.axis),
         n: at.outputs,
         k: volume(dims, at.axis),
-        ...epilogue(at, a.inputs),
+        ...epilogueFields(at, a.inputs),
       }),
     );
   },

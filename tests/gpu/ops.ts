@@ -89,6 +89,11 @@ export function opTests(): GpuTest[] {
         !OP_CASES[k]?.length && !COVERED_ELSEWHERE[k]
       );
       assert.deepEqual(missing, [], `kinds without cases: ${missing.join(", ")}`);
+      // A suite named here must at least build networks of that kind.
+      for (const [kind, file] of Object.entries(COVERED_ELSEWHERE)) {
+        const source = Deno.readTextFileSync(new URL(`../../${file}`, import.meta.url));
+        assert.ok(source.includes(`"${kind}"`), `${file} does not mention "${kind}"`);
+      }
     },
   }];
   for (const [kind, cases] of Object.entries(OP_CASES)) {

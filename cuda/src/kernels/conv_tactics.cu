@@ -13,53 +13,14 @@
 #include "../common.cuh"
 #include "_epilogue.cuh"
 #include "_fastdiv.cuh"
+#include "_conv_shape.cuh"
 #include "_gemm.cuh"
 #include "_tactics.cuh"
 
 namespace {
 
-struct Shape {
-  const float* x;
-  const float* w;
-  float* y;
-  int c, h, w_in, k, out_h, out_w;
-  int kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w;
-  int cg, kg, gemm_k, gemm_n;
-  kiln::FastDiv by_taps, by_kw, by_plane, by_ow, by_n;
-  // Elements from one image to the next (a channel slice of a wider tensor when larger than
-  // dense: plan/views.ts); the residual is always dense.
-  int64_t x_batch, y_batch;
-};
-
-// B(k, p) of one group for any convolution (as convolution.cu's gather).
-struct Gather {
-  static constexpr bool kNContiguous = true;
-  const Shape* s;
-  int group;
-  const float* xg;
-  int iy0, ix0;
-  bool valid;
-
-  __device__ __forceinline__ void set_column(int p) {
-    valid = p < s->gemm_n;
-    int pix = 0, ox = 0;
-    const int b = valid ? s->by_plane.divmod(p, pix) : 0;
-    const int oy = s->by_ow.divmod(pix, ox);
-    iy0 = oy * s->stride_h - s->pad_h;
-    ix0 = ox * s->stride_w - s->pad_w;
-    xg = s->x + (int64_t)b * s->x_batch + (int64_t)group * s->cg * s->h * s->w_in;
-  }
-
-  __device__ __forceinline__ float operator()(int k) const {
-    if (!valid || k >= s->gemm_k) return 0.f;
-    int rs, q;
-    const int ci = s->by_taps.divmod(k, rs);
-    const int r = s->by_kw.divmod(rs, q);
-    const int iy = iy0 + r * s->dilation_h, ix = ix0 + q * s->dilation_w;
-    if ((unsigned)iy >= (unsigned)s->h || (unsigned)ix >= (unsigned)s->w_in) return 0.f;
-    return __ldg(xg + ((int64_t)ci * s->h + iy) * s->w_in + ix);
-  }
-};
+using Shape = kiln::ConvShape;
+using Gather = kiln::ConvGather;
 
 // B(k, p) of a 1x1 convolution without padding: input channel k at the pixel under p.
 struct PointwiseGather {
@@ -205,45 +166,6 @@ __global__ void __launch_bounds__(kDirectPixels)
   }
 }
 
-kiln_status validate(const kiln_convolution_params* p, const char* where) {
-  const bool shape_ok = p->n > 0 && p->c > 0 && p->in_h > 0 && p->in_w > 0 && p->k > 0 &&
-                        p->out_h > 0 && p->out_w > 0 && p->kernel_h > 0 && p->kernel_w > 0 &&
-                        p->stride_h > 0 && p->stride_w > 0 && p->pad_h >= 0 && p->pad_w >= 0 &&
-                        p->dilation_h > 0 && p->dilation_w > 0 && p->groups > 0 &&
-                        p->c % p->groups == 0 && p->k % p->groups == 0;
-  const int64_t x_dense = (int64_t)p->c * p->in_h * p->in_w;
-  const int64_t y_dense = (int64_t)p->k * p->out_h * p->out_w;
-  const bool strides_ok = (p->x_batch_stride == 0 || p->x_batch_stride >= x_dense) &&
-                          (p->y_batch_stride == 0 || p->y_batch_stride >= y_dense);
-  if (!shape_ok || !strides_ok || !p->x || !p->w || !p->y || !kiln::valid_activation(p->act) ||
-      (p->residual_mode != KILN_RESIDUAL_NONE && !p->residual)) {
-    return kiln::fail(KILN_INVALID_ARGUMENT,
-                      "%s: bad parameters (n %d, c %d, %dx%d -> k %d, %dx%d, kernel %dx%d, groups %d)",
-                      where, p->n, p->c, p->in_h, p->in_w, p->k, p->out_h, p->out_w, p->kernel_h,
-                      p->kernel_w, p->groups);
-  }
-  const int64_t gemm_n = (int64_t)p->n * p->out_h * p->out_w;
-  const int64_t gemm_k = (int64_t)(p->c / p->groups) * p->kernel_h * p->kernel_w;
-  if (gemm_n >= (1ll << 31) || gemm_k >= (1ll << 31)) {
-    return kiln::fail(KILN_UNSUPPORTED, "%s: %lld output pixels x %lld taps exceed 32-bit indexing",
-                      where, (long long)gemm_n, (long long)gemm_k);
-  }
-  return KILN_OK;
-}
-
-Shape shape_of(const kiln_convolution_params* p) {
-  const int gemm_n = p->n * p->out_h * p->out_w;
-  const int gemm_k = (p->c / p->groups) * p->kernel_h * p->kernel_w;
-  return Shape{p->x,        p->w,        p->y,          p->c,          p->in_h,
-               p->in_w,     p->k,        p->out_h,      p->out_w,      p->kernel_h,
-               p->kernel_w, p->stride_h, p->stride_w,   p->pad_h,      p->pad_w,
-               p->dilation_h, p->dilation_w, p->c / p->groups, p->k / p->groups, gemm_k,
-               gemm_n,      kiln::FastDiv(p->kernel_h * p->kernel_w), kiln::FastDiv(p->kernel_w),
-               kiln::FastDiv(p->out_h * p->out_w), kiln::FastDiv(p->out_w), kiln::FastDiv(gemm_n),
-               p->x_batch_stride ? p->x_batch_stride : (int64_t)p->c * p->in_h * p->in_w,
-               p->y_batch_stride ? p->y_batch_stride : (int64_t)p->k * p->out_h * p->out_w};
-}
-
 bool pointwise_applies(const kiln_convolution_params* p) {
   return p->kernel_h == 1 && p->kernel_w == 1 && p->pad_h == 0 && p->pad_w == 0;
 }
@@ -324,7 +246,7 @@ extern "C" KILN_API kiln_status kiln_tactic_convolution_workspace(const kiln_con
   const char* where = "kiln_tactic_convolution_workspace";
   if (!p || !bytes) return kiln::fail(KILN_INVALID_ARGUMENT, "%s: NULL argument", where);
   *bytes = 0;
-  KILN_TRY(validate(p, where));
+  KILN_TRY(kiln::validate_convolution(p, where));
   if (kind == KILN_TACTIC_CUDNN) return kiln::cudnn_convolution_workspace(p, variant, device, bytes);
   int k_chunk;
   return plan_tactic(p, kind, variant, splits, &k_chunk, bytes, where);
@@ -337,7 +259,7 @@ extern "C" KILN_API kiln_status kiln_tactic_convolution_launch(const kiln_convol
   const char* where = "kiln_tactic_convolution_launch";
   if (kind == KILN_TACTIC_DEFAULT) return kiln_launch_convolution(p, stream);
   KILN_LAUNCH_PROLOGUE(p, stream, where);
-  KILN_TRY(validate(p, where));
+  KILN_TRY(kiln::validate_convolution(p, where));
   if (kind == KILN_TACTIC_CUDNN) {
     // The algorithm was timed at maxBatchSize; a batch for which it does not apply or needs more
     // workspace than the context holds runs the built-in kernel instead of failing.
@@ -355,7 +277,7 @@ extern "C" KILN_API kiln_status kiln_tactic_convolution_launch(const kiln_convol
     return kiln::fail(KILN_INVALID_ARGUMENT, "%s: the tactic needs %llu bytes of workspace, has %lld",
                       where, (unsigned long long)need, (long long)p->workspace_bytes);
   }
-  const Shape s = shape_of(p);
+  const Shape s = kiln::conv_shape_of(p);
   const kiln::Epilogue ep{p->bias, p->residual_mode != KILN_RESIDUAL_NONE ? p->residual : nullptr,
                           p->act, p->alpha, p->beta, p->residual_mode};
   float* partial = (float*)p->workspace;

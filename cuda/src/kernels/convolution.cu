@@ -6,59 +6,13 @@
 #include "../common.cuh"
 #include "_epilogue.cuh"
 #include "_fastdiv.cuh"
+#include "_conv_shape.cuh"
 #include "_gemm.cuh"
 
 namespace {
 
-struct ConvShape {
-  const float* x;
-  const float* w;
-  float* y;
-  int c, h, w_in, k, out_h, out_w;
-  int kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w;
-  int cg, kg;     // channels and outputs per group
-  int gemm_k;     // cg·kernel_h·kernel_w
-  int gemm_n;     // n·out_h·out_w
-  // Divisions of the index arithmetic, by multiply and shift.
-  kiln::FastDiv by_taps;   // kernel_h·kernel_w
-  kiln::FastDiv by_kw;     // kernel_w
-  kiln::FastDiv by_plane;  // out_h·out_w
-  kiln::FastDiv by_ow;     // out_w
-  kiln::FastDiv by_n;      // gemm_n
-  // Elements from one image to the next: c·h·w and k·plane unless x or y is a channel slice of
-  // a wider tensor (plan/views.ts). The residual is always dense.
-  int64_t x_batch, y_batch;
-};
-
-// B(k, p) of one group: the input pixel under kernel tap k for output pixel p (0 in padding).
-struct ConvGather {
-  static constexpr bool kNContiguous = true;
-  const ConvShape* s;
-  int group;
-  const float* xg;  // this thread's image and group
-  int iy0, ix0;
-  bool valid;
-
-  __device__ __forceinline__ void set_column(int p) {
-    valid = p < s->gemm_n;
-    int pix = 0, ox = 0;
-    const int b = valid ? s->by_plane.divmod(p, pix) : 0;
-    const int oy = s->by_ow.divmod(pix, ox);
-    iy0 = oy * s->stride_h - s->pad_h;
-    ix0 = ox * s->stride_w - s->pad_w;
-    xg = s->x + (int64_t)b * s->x_batch + (int64_t)group * s->cg * s->h * s->w_in;
-  }
-
-  __device__ __forceinline__ float operator()(int k) const {
-    if (!valid || k >= s->gemm_k) return 0.f;
-    int rs, q;
-    const int ci = s->by_taps.divmod(k, rs);
-    const int r = s->by_kw.divmod(rs, q);
-    const int iy = iy0 + r * s->dilation_h, ix = ix0 + q * s->dilation_w;
-    if ((unsigned)iy >= (unsigned)s->h || (unsigned)ix >= (unsigned)s->w_in) return 0.f;
-    return __ldg(xg + ((int64_t)ci * s->h + iy) * s->w_in + ix);
-  }
-};
+using kiln::ConvGather;
+using kiln::ConvShape;
 
 // Writes one output (or, with split-K, one partial sum) of output channel m, pixel p.
 template <class T>
@@ -133,42 +87,13 @@ extern "C" KILN_API kiln_status kiln_launch_convolution(const kiln_convolution_p
                                                         kiln_stream stream) {
   const char* where = "kiln_launch_convolution";
   KILN_LAUNCH_PROLOGUE(p, stream, where);
-  const bool shape_ok = p->n > 0 && p->c > 0 && p->in_h > 0 && p->in_w > 0 && p->k > 0 &&
-                        p->out_h > 0 && p->out_w > 0 && p->kernel_h > 0 && p->kernel_w > 0 &&
-                        p->stride_h > 0 && p->stride_w > 0 && p->pad_h >= 0 && p->pad_w >= 0 &&
-                        p->dilation_h > 0 && p->dilation_w > 0 && p->groups > 0 &&
-                        p->c % p->groups == 0 && p->k % p->groups == 0;
-  const int64_t x_dense = (int64_t)p->c * p->in_h * p->in_w;
-  const int64_t y_dense = (int64_t)p->k * p->out_h * p->out_w;
-  const bool strides_ok = (p->x_batch_stride == 0 || p->x_batch_stride >= x_dense) &&
-                          (p->y_batch_stride == 0 || p->y_batch_stride >= y_dense);
-  if (!shape_ok || !strides_ok || !p->x || !p->w || !p->y || !kiln::valid_activation(p->act) ||
-      (p->residual_mode != KILN_RESIDUAL_NONE && !p->residual)) {
-    return kiln::fail(KILN_INVALID_ARGUMENT,
-                      "%s: bad parameters (n %d, c %d, %dx%d -> k %d, %dx%d, kernel %dx%d, groups %d)",
-                      where, p->n, p->c, p->in_h, p->in_w, p->k, p->out_h, p->out_w, p->kernel_h,
-                      p->kernel_w, p->groups);
-  }
-  const int64_t gemm_n = (int64_t)p->n * p->out_h * p->out_w;
-  const int64_t gemm_k = (int64_t)(p->c / p->groups) * p->kernel_h * p->kernel_w;
-  if (gemm_n >= (1ll << 31) || gemm_k >= (1ll << 31)) {
-    return kiln::fail(KILN_UNSUPPORTED, "%s: %lld output pixels x %lld taps exceed 32-bit indexing",
-                      where, (long long)gemm_n, (long long)gemm_k);
-  }
-  ConvShape s{p->x,        p->w,        p->y,        p->c,        p->in_h,     p->in_w,
-              p->k,        p->out_h,    p->out_w,    p->kernel_h, p->kernel_w, p->stride_h,
-              p->stride_w, p->pad_h,    p->pad_w,    p->dilation_h, p->dilation_w,
-              p->c / p->groups, p->k / p->groups, (int)gemm_k, (int)gemm_n,
-              kiln::FastDiv(p->kernel_h * p->kernel_w), kiln::FastDiv(p->kernel_w),
-              kiln::FastDiv(p->out_h * p->out_w), kiln::FastDiv(p->out_w),
-              kiln::FastDiv((int32_t)gemm_n),
-              p->x_batch_stride ? p->x_batch_stride : x_dense,
-              p->y_batch_stride ? p->y_batch_stride : y_dense};
+  KILN_TRY(kiln::validate_convolution(p, where));
+  const ConvShape s = kiln::conv_shape_of(p);
   kiln::Epilogue ep{p->bias, p->residual_mode != KILN_RESIDUAL_NONE ? p->residual : nullptr,
                     p->act, p->alpha, p->beta, p->residual_mode};
   float* partial = (float*)p->workspace;
   const kiln::GemmPlan plan =
-      kiln::plan_gemm(s.kg, gemm_n, gemm_k, p->groups, kiln::multiprocessors(stream->device),
+      kiln::plan_gemm(s.kg, s.gemm_n, s.gemm_k, p->groups, kiln::multiprocessors(stream->device),
                       partial ? p->workspace_bytes : 0);
   switch (plan.tile) {
     case 0:
@@ -186,7 +111,7 @@ extern "C" KILN_API kiln_status kiln_launch_convolution(const kiln_convolution_p
   }
   KILN_TRY(kiln::check_launch(where));
   if (plan.splits > 1) {
-    const int64_t total = (int64_t)s.kg * gemm_n * p->groups;
+    const int64_t total = (int64_t)s.kg * s.gemm_n * p->groups;
     conv_reduce<<<kiln::blocks_for(total, 256, (int64_t)kiln::multiprocessors(stream->device) * 8),
                   256, 0, stream->stream>>>(s, ep, partial, p->groups, plan.splits);
     KILN_TRY(kiln::check_launch(where));

@@ -3,66 +3,19 @@
 // cost-model choice; cuBLASLt algorithms are in vendor_tactics.cu.
 #include "../common.cuh"
 #include "_epilogue.cuh"
+#include "_fc_gemm.cuh"
 #include "_gemm.cuh"
 #include "_tactics.cuh"
 
 namespace {
 
 template <class T>
-__global__ void __launch_bounds__(T::THREADS)
-    fc_gemm(const float* x, const float* w, float* y, int m, int n, int K, const kiln::Epilogue ep,
-            float* partial, int splits, int k_chunk) {
-  const int split = blockIdx.z;
-  const int m0 = blockIdx.y * T::BM, n0 = blockIdx.x * T::BN;
-  const int k_begin = split * k_chunk, k_end = min(K, k_begin + k_chunk);
-  kiln::RowsK load_a{x, m, K};
-  kiln::ColsK load_b{w, n, K};
-  float acc[T::TM][T::TN];
-  kiln::gemm_mainloop<T>(k_begin, k_end, m0, n0, load_a, load_b, acc);
-  const int tx = threadIdx.x % T::RX, ty = threadIdx.x / T::RX;
-#pragma unroll
-  for (int i = 0; i < T::TM; ++i) {
-    const int r = m0 + ty * T::TM + i;
-    if (r >= m) continue;
-#pragma unroll
-    for (int j = 0; j < T::TN; ++j) {
-      const int c = n0 + tx * T::TN + j;
-      if (c >= n) continue;
-      const int64_t idx = (int64_t)r * n + c;
-      if (splits > 1) partial[(int64_t)split * m * n + idx] = acc[i][j];
-      else y[idx] = ep.apply(acc[i][j], c, idx);
-    }
-  }
-}
-
-__global__ void fc_reduce_splits(const float* __restrict__ partial, float* y, int m, int n,
-                                 int splits, const kiln::Epilogue ep) {
-  const int64_t total = (int64_t)m * n;
-  for (int64_t o = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; o < total;
-       o += (int64_t)gridDim.x * blockDim.x) {
-    float v = 0.f;
-    for (int sp = 0; sp < splits; ++sp) v += partial[sp * total + o];
-    y[o] = ep.apply(v, (int)(o % n), o);
-  }
-}
-
-template <class T>
 void launch(const kiln_fully_connected_params* p, const kiln::Epilogue& ep, int splits,
             int k_chunk, cudaStream_t s) {
   dim3 grid((unsigned)((p->n + T::BN - 1) / T::BN), (unsigned)((p->m + T::BM - 1) / T::BM),
             (unsigned)splits);
-  fc_gemm<T><<<grid, T::THREADS, 0, s>>>(p->x, p->w, p->y, p->m, p->n, p->k, ep,
+  kiln::fc_tiled<T><<<grid, T::THREADS, 0, s>>>(p->x, p->w, p->y, p->m, p->n, p->k, ep,
                                          (float*)p->workspace, splits, k_chunk);
-}
-
-kiln_status validate(const kiln_fully_connected_params* p, const char* where) {
-  if (p->m <= 0 || p->n <= 0 || p->k <= 0 || !p->x || !p->w || !p->y ||
-      !kiln::valid_activation(p->act) ||
-      (p->residual_mode != KILN_RESIDUAL_NONE && !p->residual)) {
-    return kiln::fail(KILN_INVALID_ARGUMENT, "%s: bad parameters (m %d, n %d, k %d, act %d)", where,
-                      p->m, p->n, p->k, p->act);
-  }
-  return KILN_OK;
 }
 
 kiln_status plan_tactic(const kiln_fully_connected_params* p, int32_t kind, int32_t variant,
@@ -91,7 +44,7 @@ extern "C" KILN_API kiln_status kiln_tactic_fully_connected_workspace(
   const char* where = "kiln_tactic_fully_connected_workspace";
   if (!p || !bytes) return kiln::fail(KILN_INVALID_ARGUMENT, "%s: NULL argument", where);
   *bytes = 0;
-  KILN_TRY(validate(p, where));
+  KILN_TRY(kiln::validate_fully_connected(p, where));
   if (kind == KILN_TACTIC_CUBLASLT) return kiln::cublaslt_fc_workspace(p, algo, device, bytes);
   int k_chunk;
   return plan_tactic(p, kind, variant, splits, &k_chunk, bytes, where);
@@ -103,7 +56,7 @@ extern "C" KILN_API kiln_status kiln_tactic_fully_connected_launch(
   const char* where = "kiln_tactic_fully_connected_launch";
   if (kind == KILN_TACTIC_DEFAULT) return kiln_launch_fully_connected(p, stream);
   KILN_LAUNCH_PROLOGUE(p, stream, where);
-  KILN_TRY(validate(p, where));
+  KILN_TRY(kiln::validate_fully_connected(p, where));
   if (kind == KILN_TACTIC_CUBLASLT) {
     // The algorithm was chosen at maxBatchSize; cuBLASLt may refuse it at another batch (status
     // 15, NOT_SUPPORTED) or want more workspace: such a batch runs the built-in kernel instead.
@@ -145,7 +98,7 @@ extern "C" KILN_API kiln_status kiln_tactic_fully_connected_launch(
   KILN_TRY(kiln::check_launch(where));
   if (splits > 1) {
     const int sms = kiln::multiprocessors(stream->device);
-    fc_reduce_splits<<<kiln::blocks_for((int64_t)p->m * p->n, 256, (int64_t)sms * 8), 256, 0, s>>>(
+    kiln::fc_reduce<<<kiln::blocks_for((int64_t)p->m * p->n, 256, (int64_t)sms * 8), 256, 0, s>>>(
         (const float*)p->workspace, p->y, p->m, p->n, splits, ep);
     KILN_TRY(kiln::check_launch(where));
   }

@@ -5,6 +5,7 @@
 // reduction) when there are too few tiles to fill the GPU.
 #include "../common.cuh"
 #include "_epilogue.cuh"
+#include "_fc_gemm.cuh"
 #include "_gemm.cuh"
 
 namespace {
@@ -65,45 +66,6 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
   }
 }
 
-template <class T>
-__global__ void __launch_bounds__(T::THREADS)
-    fc_tiled(const float* x, const float* w, float* y, int m, int n, int K, const kiln::Epilogue ep,
-             float* partial, int splits, int k_chunk) {
-  const int split = blockIdx.z;
-  const int m0 = blockIdx.y * T::BM, n0 = blockIdx.x * T::BN;
-  const int k_begin = split * k_chunk, k_end = min(K, k_begin + k_chunk);
-  kiln::RowsK load_a{x, m, K};
-  kiln::ColsK load_b{w, n, K};
-  float acc[T::TM][T::TN];
-  kiln::gemm_mainloop<T>(k_begin, k_end, m0, n0, load_a, load_b, acc);
-  const int tx = threadIdx.x % T::RX, ty = threadIdx.x / T::RX;
-#pragma unroll
-  for (int i = 0; i < T::TM; ++i) {
-    const int r = m0 + ty * T::TM + i;
-    if (r >= m) continue;
-#pragma unroll
-    for (int j = 0; j < T::TN; ++j) {
-      const int c = n0 + tx * T::TN + j;
-      if (c >= n) continue;
-      const int64_t idx = (int64_t)r * n + c;
-      if (splits > 1) partial[(int64_t)split * m * n + idx] = acc[i][j];
-      else y[idx] = ep.apply(acc[i][j], c, idx);
-    }
-  }
-}
-
-// Adds the split-K partial sums in split order, then applies the epilogue.
-__global__ void fc_reduce(const float* __restrict__ partial, float* y, int m, int n, int splits,
-                          const kiln::Epilogue ep) {
-  const int64_t total = (int64_t)m * n;
-  for (int64_t o = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; o < total;
-       o += (int64_t)gridDim.x * blockDim.x) {
-    float v = 0.f;
-    for (int sp = 0; sp < splits; ++sp) v += partial[sp * total + o];
-    y[o] = ep.apply(v, (int)(o % n), o);
-  }
-}
-
 template <int MR>
 void gemv(const kiln_fully_connected_params* p, const kiln::Epilogue& ep, cudaStream_t s) {
   const bool vec4 = p->k % 4 == 0 && (((uintptr_t)p->x | (uintptr_t)p->w) & 15) == 0;
@@ -119,7 +81,7 @@ template <class T>
 void tiled(const kiln_fully_connected_params* p, const kiln::Epilogue& ep,
            const kiln::GemmPlan& plan, cudaStream_t s) {
   dim3 grid((unsigned)plan.blocks_n, (unsigned)plan.blocks_m, (unsigned)plan.splits);
-  fc_tiled<T><<<grid, T::THREADS, 0, s>>>(p->x, p->w, p->y, p->m, p->n, p->k, ep,
+  kiln::fc_tiled<T><<<grid, T::THREADS, 0, s>>>(p->x, p->w, p->y, p->m, p->n, p->k, ep,
                                           (float*)p->workspace, plan.splits, plan.k_chunk);
 }
 
@@ -129,12 +91,7 @@ extern "C" KILN_API kiln_status kiln_launch_fully_connected(const kiln_fully_con
                                                             kiln_stream stream) {
   const char* where = "kiln_launch_fully_connected";
   KILN_LAUNCH_PROLOGUE(p, stream, where);
-  if (p->m <= 0 || p->n <= 0 || p->k <= 0 || !p->x || !p->w || !p->y ||
-      !kiln::valid_activation(p->act) ||
-      (p->residual_mode != KILN_RESIDUAL_NONE && !p->residual)) {
-    return kiln::fail(KILN_INVALID_ARGUMENT, "%s: bad parameters (m %d, n %d, k %d, act %d)", where,
-                      p->m, p->n, p->k, p->act);
-  }
+  KILN_TRY(kiln::validate_fully_connected(p, where));
   kiln::Epilogue ep{p->bias, p->residual_mode != KILN_RESIDUAL_NONE ? p->residual : nullptr,
                     p->act, p->alpha, p->beta, p->residual_mode};
   cudaStream_t s = stream->stream;
@@ -164,7 +121,7 @@ extern "C" KILN_API kiln_status kiln_launch_fully_connected(const kiln_fully_con
   }
   KILN_TRY(kiln::check_launch(where));
   if (plan.splits > 1) {
-    fc_reduce<<<kiln::blocks_for((int64_t)p->m * p->n, 256, (int64_t)sms * 8), 256, 0, s>>>(
+    kiln::fc_reduce<<<kiln::blocks_for((int64_t)p->m * p->n, 256, (int64_t)sms * 8), 256, 0, s>>>(
         (const float*)p->workspace, p->y, p->m, p->n, plan.splits, ep);
     KILN_TRY(kiln::check_launch(where));
   }

@@ -311,6 +311,28 @@ constexpr int kItemsPerThread = kTileItems / 16;
 // From this batch on, steps use the tiled kernel (weights reused across 16 items).
 constexpr int kTiledMinBatch = 16;
 
+// The tiled step kernels' operand rows for segment `seg` (0: x_t against W, 1: h against R):
+// item rows (nullptr past an item's length) and gate-column rows (nullptr past the tile).
+template <int kItems, int kCols, int BU, int BN>
+__device__ __forceinline__ void set_operand_rows(const StepArgs& a, const DirWeights& W, int seg,
+                                                 int dir, int b0, int j0, int tid,
+                                                 const float** rowp, const float** colp) {
+  const int H = a.h;
+  if (tid < kItems) {
+    const int b = b0 + tid;
+    const int len = b < a.n ? length_of(a.lengths, b, a.t) : 0;
+    const int t = dir == 0 ? a.step : len - 1 - a.step;
+    rowp[tid] = a.step >= len ? nullptr
+                : seg == 0    ? a.x + ((int64_t)b * a.t + t) * a.in
+                              : a.hp + dir * a.hp_dir + b * a.hp_item;
+  } else if (tid < kItems + kCols) {
+    const int c = tid - kItems, g = c / BU, j = j0 + c % BU;
+    colp[c] = c >= BN || j >= H ? nullptr
+              : seg == 0        ? W.w[g] + (int64_t)j * a.in
+                                : W.r[g] + (int64_t)j * H;
+  }
+}
+
 // One step for larger batches: a shared-memory tiled GEMM of [x_t | h] (16 items) against the
 // gate rows of kTileCols / gates units ([W | R], gate-major columns), 1 × 4 outputs per thread,
 // the next K stage fetched into registers while the current one is multiplied, the W·x and R·h
@@ -338,19 +360,7 @@ __global__ void __launch_bounds__(256) rnn_step_tiled(const __grid_constant__ St
     if (seg == 0 ? !has_x : !a.hp) continue;
     const int K = seg == 0 ? a.in : H;
     __syncthreads();  // the previous segment is done with rowp/colp
-    if (tid < kTileItems) {
-      const int b = b0 + tid;
-      const int len = b < a.n ? length_of(a.lengths, b, a.t) : 0;
-      const int t = dir == 0 ? a.step : len - 1 - a.step;
-      rowp[tid] = a.step >= len ? nullptr
-                  : seg == 0    ? a.x + ((int64_t)b * a.t + t) * a.in
-                                : a.hp + dir * a.hp_dir + b * a.hp_item;
-    } else if (tid < kTileItems + kTileCols) {
-      const int c = tid - kTileItems, g = c / BU, j = j0 + c % BU;
-      colp[c] = c >= BN || j >= H ? nullptr
-                : seg == 0        ? W.w[g] + (int64_t)j * a.in
-                                  : W.r[g] + (int64_t)j * H;
-    }
+    set_operand_rows<kTileItems, kTileCols, BU, BN>(a, W, seg, dir, b0, j0, tid, rowp, colp);
     __syncthreads();
     float pa[kRowsA], pb[kRowsB];
     auto fetch = [&](int k0) {
@@ -472,19 +482,7 @@ __global__ void __launch_bounds__(256) rnn_step_split(const __grid_constant__ St
     const int K = seg == 0 ? a.in : H;
     const int chunk = (K + parts - 1) / parts;
     const int kb = part * chunk, ke = min(K, kb + chunk);
-    if (tid < kSplitItems) {
-      const int b = b0 + tid;
-      const int len = b < a.n ? length_of(a.lengths, b, a.t) : 0;
-      const int t = dir == 0 ? a.step : len - 1 - a.step;
-      rowp[tid] = a.step >= len ? nullptr
-                  : seg == 0    ? a.x + ((int64_t)b * a.t + t) * a.in
-                                : a.hp + dir * a.hp_dir + b * a.hp_item;
-    } else if (tid < kSplitItems + kSplitCols) {
-      const int c = tid - kSplitItems, g = c / BU, j = j0 + c % BU;
-      colp[c] = c >= BN || j >= H ? nullptr
-                : seg == 0        ? W.w[g] + (int64_t)j * a.in
-                                  : W.r[g] + (int64_t)j * H;
-    }
+    set_operand_rows<kSplitItems, kSplitCols, BU, BN>(a, W, seg, dir, b0, j0, tid, rowp, colp);
     __syncthreads();
     float pa[kRowsA], pb[kRowsB];
     auto fetch = [&](int k0) {
